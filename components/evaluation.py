@@ -1,0 +1,77 @@
+"""TFMA evaluation set-up, generated from the configuration.
+
+One MetricsSpec per task output (the model is multi-output), labels read from the transformed
+features so evaluation and training agree, slices overall plus each configured slice column (a
+`a*b` entry is a cross), and blessing thresholds placed on the overall slice only: a threshold on
+every slice would fail wherever a metric is undefined (AUC on a slice holding one class).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+import mtrank  # noqa: F401
+import tensorflow_model_analysis as tfma
+
+from components.trainer import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
+from mtrank import config as config_lib
+
+BINARY_METRICS = ["ExampleCount", "AUC", "AUCPrecisionRecall", "BinaryCrossentropy", "Calibration",
+                  "MeanLabel", "MeanPrediction"]
+REGRESSION_METRICS = ["ExampleCount", "MeanSquaredError", "MeanAbsoluteError", "MeanLabel", "MeanPrediction"]
+
+# Configuration metric names -> TFMA metric class names.
+METRIC_CLASS = {"auc": "AUC", "pr_auc": "AUCPrecisionRecall", "log_loss": "BinaryCrossentropy",
+                "mse": "MeanSquaredError", "mae": "MeanAbsoluteError"}
+LOWER_IS_BETTER = {"BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError"}
+
+
+def slicing_specs(cfg: config_lib.Config) -> List[tfma.SlicingSpec]:
+    specs = [tfma.SlicingSpec()]
+    for entry in cfg.evaluation.slices:
+        specs.append(tfma.SlicingSpec(feature_keys=[c.strip() for c in entry.split("*")]))
+    return specs
+
+
+def _threshold(th: config_lib.ThresholdSpec) -> tfma.MetricThreshold:
+    class_name = METRIC_CLASS.get(th.metric, th.metric)
+    lower_better = class_name in LOWER_IS_BETTER
+    threshold = tfma.MetricThreshold()
+    if th.lower_bound is not None:
+        bound = {"upper_bound" if lower_better else "lower_bound": {"value": th.lower_bound}}
+        threshold.value_threshold.CopyFrom(tfma.GenericValueThreshold(**bound))
+    if th.max_drop is not None:
+        direction = tfma.MetricDirection.LOWER_IS_BETTER if lower_better else tfma.MetricDirection.HIGHER_IS_BETTER
+        allowed = th.max_drop if lower_better else -th.max_drop
+        threshold.change_threshold.CopyFrom(
+            tfma.GenericChangeThreshold(direction=direction, absolute={"value": allowed}))
+    return threshold
+
+
+def metrics_spec(cfg: config_lib.Config, task: config_lib.TaskSpec) -> tfma.MetricsSpec:
+    names = BINARY_METRICS if task.type == "binary" else REGRESSION_METRICS
+    thresholds: Dict[str, tfma.MetricThreshold] = {
+        METRIC_CLASS.get(th.metric, th.metric): _threshold(th) for th in cfg.evaluation.thresholds if th.task == task.name
+    }
+    metrics = []
+    for name in list(names) + [n for n in thresholds if n not in names]:
+        metric = tfma.MetricConfig(class_name=name)
+        if name in thresholds:
+            metric.per_slice_thresholds.append(
+                tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=thresholds[name]))
+        metrics.append(metric)
+    return tfma.MetricsSpec(output_names=[task.name], metrics=metrics)
+
+
+def eval_config(cfg: config_lib.Config) -> tfma.EvalConfig:
+    model_spec = tfma.ModelSpec(
+        signature_name=SERVING_SIGNATURE,
+        preprocessing_function_names=[TRANSFORM_SIGNATURE],
+        label_keys={t.name: t.transformed_label for t in cfg.tasks},
+        example_weight_keys={t.name: t.transformed_weight for t in cfg.tasks if t.weight_by},
+    )
+    return tfma.EvalConfig(
+        model_specs=[model_spec],
+        slicing_specs=slicing_specs(cfg),
+        metrics_specs=[metrics_spec(cfg, t) for t in cfg.tasks],
+    )

@@ -1,0 +1,77 @@
+"""Transform's `preprocessing_fn`, generated from the configuration.
+
+Each configured feature becomes `<name>_xf`; each task's label becomes `<task>_label` (float, log1p
+for regression tasks that ask for it) and, for tasks observed on a subset only, `<task>_weight`.
+Labels are transformed here rather than in the Trainer so that TFMA, which evaluates through the
+`transform_features` signature, sees exactly the labels the model was trained on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import mtrank  # noqa: F401
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from mtrank import config as config_lib
+
+CONFIG_KEY = "mtrank_config"
+
+
+def _dense(x: tf.Tensor) -> tf.Tensor:
+    """Inputs are [batch, 1] (the schema fixes their shape); models want [batch]."""
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(x, default_value="" if x.dtype == tf.string else 0)
+    return tf.reshape(x, [-1])
+
+
+def _as_string(x: tf.Tensor) -> tf.Tensor:
+    return x if x.dtype == tf.string else tf.strings.as_string(x)
+
+
+def transform_feature(feature: config_lib.FeatureSpec, x: tf.Tensor) -> tf.Tensor:
+    x = _dense(x)
+    if feature.kind == "id":
+        return tft.hash_strings(_as_string(x), feature.hash_buckets)
+    if feature.kind == "categorical":
+        return tft.compute_and_apply_vocabulary(
+            _as_string(x),
+            top_k=feature.top_k or None,
+            num_oov_buckets=feature.num_oov_buckets,
+            vocab_filename=feature.name,
+        )
+    x = tf.cast(x, tf.float32)
+    if feature.kind == "bucketized":
+        return tft.bucketize(x, feature.num_buckets)
+    if feature.log1p:
+        x = tf.math.log1p(tf.maximum(x, 0.0))
+    return tft.scale_to_z_score(x)
+
+
+def transform_label(task: config_lib.TaskSpec, y: tf.Tensor) -> tf.Tensor:
+    y = tf.cast(_dense(y), tf.float32)
+    if task.label_log1p:
+        y = tf.math.log1p(tf.maximum(y, 0.0))
+    return y
+
+
+def build_preprocessing_fn(cfg: config_lib.Config):
+    def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        outputs = {}
+        for feature in cfg.features:
+            outputs[feature.transformed_name] = transform_feature(feature, inputs[feature.source])
+        for task in cfg.tasks:
+            if task.label in inputs:  # absent at serving time
+                outputs[task.transformed_label] = transform_label(task, inputs[task.label])
+            if task.weight_by and task.weight_by in inputs:
+                outputs[task.transformed_weight] = tf.cast(_dense(inputs[task.weight_by]), tf.float32)
+        return outputs
+
+    return preprocessing_fn
+
+
+def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
+    """Entry point named in the pipeline (`components.preprocessing.preprocessing_fn`)."""
+    cfg = config_lib.from_json(custom_config[CONFIG_KEY])
+    return build_preprocessing_fn(cfg)(inputs)

@@ -1,0 +1,155 @@
+"""Trainer's `run_fn`: trains the configured multi-task model and exports it for TF Serving and TFMA.
+
+Exported signatures:
+  serving_default     serialized tf.Example (input columns only) -> {task, <task>_given_<parent>, score}
+  transform_features  serialized tf.Example (inputs and labels) -> transformed features; TFMA reads
+                      labels from here, so evaluation sees the labels training saw.
+Beside the SavedModel, `model_run_dir` receives `training_summary.json`: parameter count, per-epoch
+losses, and the mean gate weight of every expert for every task (a collapsed gate is visible there).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Dict, List
+
+import mtrank  # noqa: F401
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from absl import logging
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from components.preprocessing import CONFIG_KEY
+from mtrank import config as config_lib
+from mtrank.models import builder
+
+SERVING_SIGNATURE = "serving_default"
+TRANSFORM_SIGNATURE = "transform_features"
+SUMMARY_FILE = "training_summary.json"
+
+
+def cardinalities(cfg: config_lib.Config, tf_transform_output: tft.TFTransformOutput) -> Dict[str, int]:
+    """Embedding sizes: hash buckets and bucket counts from the configuration, vocabularies from Transform."""
+    sizes = {}
+    for f in cfg.features:
+        if f.kind == "categorical":
+            sizes[f.name] = builder.cardinality(f, tf_transform_output.vocabulary_size_by_name(f.name))
+        elif f.is_embedded:
+            sizes[f.name] = builder.cardinality(f, 0)
+    return sizes
+
+
+def split_labels(cfg: config_lib.Config, batch: Dict[str, tf.Tensor]):
+    """Transformed batch -> (model inputs, labels per output, sample weights per output)."""
+    features = {f.transformed_name: batch[f.transformed_name] for f in cfg.features}
+    labels = {t.name: tf.expand_dims(batch[t.transformed_label], -1) for t in cfg.tasks}
+    weights = {t.name: batch[t.transformed_weight] for t in cfg.tasks if t.weight_by}
+    return (features, labels, weights) if weights else (features, labels)
+
+
+def input_fn(cfg: config_lib.Config, file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
+             tf_transform_output: tft.TFTransformOutput, batch_size: int, shuffle: bool) -> tf.data.Dataset:
+    dataset = data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=shuffle,
+                                       shuffle_seed=cfg.model.seed if shuffle else None),
+        tf_transform_output.transformed_metadata.schema,
+    )
+    return dataset.map(lambda batch: split_labels(cfg, batch), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+        tf.data.AUTOTUNE)
+
+
+def _parse_spec(tf_transform_output: tft.TFTransformOutput, columns: List[str]) -> Dict[str, tf.io.FixedLenFeature]:
+    raw = tf_transform_output.raw_feature_spec()
+    missing = [c for c in columns if c not in raw]
+    if missing:
+        raise ValueError(f"columns {missing} are in the configuration but not in the schema; add them to the schema")
+    return {c: raw[c] for c in columns}
+
+
+def serving_signatures(cfg: config_lib.Config, model: keras.Model, tf_transform_output: tft.TFTransformOutput):
+    model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved with the model
+    input_keys = [f.transformed_name for f in cfg.features]
+    serving_spec = _parse_spec(tf_transform_output, cfg.input_columns)
+    eval_spec = _parse_spec(tf_transform_output, cfg.input_columns + cfg.label_columns)
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    def serve_tf_examples(serialized):
+        raw = tf.io.parse_example(serialized, serving_spec)
+        transformed = model.tft_layer(raw)
+        outputs = model({k: transformed[k] for k in input_keys}, training=False)
+        return {name: tf.squeeze(value, axis=-1) for name, value in outputs.items()}  # one value per example
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    def transform_features(serialized):
+        raw = tf.io.parse_example(serialized, eval_spec)
+        return model.tft_layer(raw)
+
+    return {SERVING_SIGNATURE: serve_tf_examples, TRANSFORM_SIGNATURE: transform_features}
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """A NaN or infinite loss ends training with an error, so no broken model is ever exported."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss became {loss} at step {batch}; the model is not exported. Check the "
+                "learning rate and the input data (NaN or extreme values in a numeric column).")
+
+
+def mean_gate_weights(gates: keras.Model, dataset: tf.data.Dataset, max_batches: int = 20) -> Dict[str, List[float]]:
+    totals, count = {}, 0
+    for batch in dataset.take(max_batches):
+        out = gates(batch[0], training=False)
+        for task, weights in out.items():
+            totals[task] = totals.get(task, 0.0) + tf.reduce_sum(weights, axis=0).numpy()
+        count += int(next(iter(out.values())).shape[0])
+    return {task: (total / max(count, 1)).round(4).tolist() for task, total in totals.items()}
+
+
+def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    train_ds = input_fn(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+                        cfg.model.batch_size, shuffle=True)
+    eval_ds = input_fn(cfg, fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
+                       cfg.model.batch_size * 4, shuffle=False)
+
+    net = builder.build(cfg, cardinalities(cfg, tf_transform_output))
+    loss, loss_weights = builder.losses(cfg)
+    net.model.compile(optimizer=keras.optimizers.Adam(cfg.model.learning_rate), loss=loss,
+                      loss_weights=loss_weights)
+    params = int(net.model.count_params())
+    logging.info("Training %s with %d parameters for %d epoch(s)", cfg.model.architecture, params, cfg.model.epochs)
+    history = net.model.fit(
+        train_ds, validation_data=eval_ds, epochs=cfg.model.epochs, verbose=2,
+        callbacks=[StopOnNonFiniteLoss(),
+                   keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")])
+
+    signatures = serving_signatures(cfg, net.model, tf_transform_output)
+    net.model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures)
+
+    summary = {
+        "architecture": cfg.model.architecture,
+        "parameters": params,
+        "epochs": cfg.model.epochs,
+        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+        "gate_weights": mean_gate_weights(net.gates, eval_ds),
+    }
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, SUMMARY_FILE), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """Entry point named in the pipeline (`components.trainer.run_fn`)."""
+    cfg = config_lib.from_json(fn_args.custom_config[CONFIG_KEY])
+    np.random.seed(cfg.model.seed)
+    train(cfg, fn_args)

@@ -1,0 +1,319 @@
+"""One configuration for the whole project.
+
+A YAML file names the data, the features and their kind, the tasks, the model, the evaluation and
+the serving model. Preprocessing, training, evaluation and serving all read the same `Config`, so a
+data set change is a configuration change. The file is validated on load, and every error names the
+file and the key at fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+FEATURE_KINDS = ("id", "categorical", "numeric", "bucketized")
+TASK_TYPES = ("binary", "regression")
+ARCHITECTURES = ("mmoe",)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = REPO_ROOT / "configs" / "impressions.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot drive the pipeline; the message says where and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    """A raw input column and how Transform turns it into a model input."""
+
+    name: str
+    kind: str
+    dtype: str = "string"  # string | int | float, the raw column's type
+    column: Optional[str] = None  # raw column, when it differs from `name` (one column, two encodings)
+    hash_buckets: int = 0  # id
+    top_k: int = 0  # categorical: vocabulary size cap (0 = all values)
+    num_oov_buckets: int = 1  # categorical
+    num_buckets: int = 0  # bucketized: quantile buckets
+    log1p: bool = False  # numeric: log1p before z-score (heavy-tailed prices, counts)
+    embedding_dim: int = 8
+
+    @property
+    def source(self) -> str:
+        return self.column or self.name
+
+    @property
+    def transformed_name(self) -> str:
+        return f"{self.name}_xf"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.kind != "numeric"
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """One prediction target: its label column, its type, and how it enters loss and score."""
+
+    name: str
+    label: str
+    type: str = "binary"
+    loss_weight: float = 1.0
+    follows: Optional[str] = None  # ESMM: this task is only defined after `follows` (purchase after click)
+    weight_by: Optional[str] = None  # regression defined on a subset (dwell only for clicks)
+    oracle: Optional[str] = None  # column holding the simulator's true probability, never a model input
+    label_log1p: bool = False  # regression on log1p(label): dwell times and order values are heavy-tailed
+    score_weight: float = 0.0  # weight of this task's output in the fused ranking score
+
+    @property
+    def transformed_label(self) -> str:
+        """Key of the label after Transform; TFMA reads labels from here, so eval sees what training saw."""
+        return f"{self.name}_label"
+
+    @property
+    def transformed_weight(self) -> str:
+        return f"{self.name}_weight"
+
+    @property
+    def conditional_output(self) -> str:
+        """Name of the exported conditional probability of an ESMM task (pCVR)."""
+        return f"{self.name}_given_{self.follows}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    architecture: str = "mmoe"
+    num_experts: int = 4
+    expert_units: List[int] = dataclasses.field(default_factory=lambda: [64])
+    tower_units: List[int] = dataclasses.field(default_factory=lambda: [32])
+    dropout: float = 0.0
+    l2: float = 0.0
+    learning_rate: float = 2e-3
+    batch_size: int = 512
+    epochs: int = 3
+    warm_start: bool = True
+    warm_start_epochs: int = 1
+    seed: int = 7
+
+
+@dataclasses.dataclass(frozen=True)
+class ThresholdSpec:
+    """Blessing rule for one task's metric on the overall slice."""
+
+    task: str
+    metric: str = "auc"
+    lower_bound: Optional[float] = None  # absolute floor
+    max_drop: Optional[float] = None  # largest tolerated drop against the last blessed model
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSpec:
+    slices: List[str] = dataclasses.field(default_factory=list)
+    thresholds: List[ThresholdSpec] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    root: str
+    span_pattern: str = "span-{SPAN}/*.csv"
+    schema: str = "schemas/impressions/schema.pbtxt"
+    eval_buckets: int = 1  # hash split train:eval = train_buckets:eval_buckets
+    train_buckets: int = 4
+    partition_column: Optional[str] = None  # rows sharing this value land in the same split (a request)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingSpec:
+    model_name: str = "ranker"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    data: DataSpec
+    features: List[FeatureSpec]
+    tasks: List[TaskSpec]
+    model: ModelSpec = ModelSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
+    serving: ServingSpec = ServingSpec()
+    source: str = "<memory>"
+
+    # ---- derived views used by every stage -------------------------------------------------
+    @property
+    def label_columns(self) -> List[str]:
+        cols = [t.label for t in self.tasks]
+        cols += [t.weight_by for t in self.tasks if t.weight_by and t.weight_by not in cols]
+        return cols
+
+    @property
+    def input_columns(self) -> List[str]:
+        """Raw columns the model reads at serving time, in configuration order, without repeats."""
+        return list(dict.fromkeys(f.source for f in self.features))
+
+    def feature_dtype(self, column: str) -> str:
+        return next(f.dtype for f in self.features if f.source == column)
+
+    @property
+    def oracle_columns(self) -> List[str]:
+        return [t.oracle for t in self.tasks if t.oracle]
+
+    def task(self, name: str) -> TaskSpec:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(f"{self.source}: no task named {name!r}; tasks are {[t.name for t in self.tasks]}")
+
+    def resolve_path(self, path: str) -> str:
+        """Relative paths in a configuration file are relative to that file's folder."""
+        if "://" in path or os.path.isabs(path):
+            return path
+        base = Path(self.source).resolve().parent if os.path.exists(self.source) else Path.cwd()
+        return str((base / path).resolve())
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        return d
+
+    def to_json(self) -> str:
+        """Serialized form passed to Transform and Trainer as `custom_config` (works on Kubeflow too)."""
+        return json.dumps({"config": self.to_dict(), "source": self.source}, sort_keys=True)
+
+    def replace(self, **sections: Any) -> "Config":
+        return dataclasses.replace(self, **sections)
+
+
+# ---- loading and validation ---------------------------------------------------------------------
+
+
+def _build(cls, raw: Any, where: str, source: str):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: '{where}' must be a mapping, got {type(raw).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown} in '{where}'; allowed: {sorted(names)}")
+    try:
+        return cls(**raw)
+    except TypeError as e:
+        raise ConfigError(f"{source}: '{where}' is incomplete: {e}") from None
+
+
+def from_dict(raw: Dict[str, Any], source: str = "<memory>") -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    for key in ("data", "features", "tasks"):
+        if key not in raw:
+            raise ConfigError(f"{source}: missing required section '{key}'")
+    allowed = {"data", "features", "tasks", "model", "evaluation", "serving"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s) {unknown}; allowed: {sorted(allowed)}")
+    features = [_build(FeatureSpec, f, f"features[{i}]", source) for i, f in enumerate(raw["features"] or [])]
+    tasks = [_build(TaskSpec, t, f"tasks[{i}]", source) for i, t in enumerate(raw["tasks"] or [])]
+    evaluation_raw = dict(raw.get("evaluation") or {})
+    thresholds = [
+        _build(ThresholdSpec, t, f"evaluation.thresholds[{i}]", source)
+        for i, t in enumerate(evaluation_raw.pop("thresholds", []) or [])
+    ]
+    evaluation = _build(EvaluationSpec, {**evaluation_raw, "thresholds": thresholds}, "evaluation", source)
+    cfg = Config(
+        data=_build(DataSpec, raw["data"], "data", source),
+        features=features,
+        tasks=tasks,
+        model=_build(ModelSpec, raw.get("model"), "model", source),
+        evaluation=evaluation,
+        serving=_build(ServingSpec, raw.get("serving"), "serving", source),
+        source=source,
+    )
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    src = cfg.source
+    if not cfg.features:
+        raise ConfigError(f"{src}: 'features' is empty; list at least one input column")
+    if not cfg.tasks:
+        raise ConfigError(f"{src}: 'tasks' is empty; list at least one task")
+    seen = set()
+    for f in cfg.features:
+        if f.name in seen:
+            raise ConfigError(f"{src}: feature {f.name!r} is listed twice")
+        seen.add(f.name)
+        if f.kind not in FEATURE_KINDS:
+            raise ConfigError(f"{src}: feature {f.name!r} has kind {f.kind!r}; use one of {FEATURE_KINDS}")
+        if f.dtype not in ("string", "int", "float"):
+            raise ConfigError(f"{src}: feature {f.name!r} has dtype {f.dtype!r}; use string, int or float")
+        if f.kind == "id" and f.hash_buckets <= 1:
+            raise ConfigError(f"{src}: id feature {f.name!r} needs hash_buckets > 1")
+        if f.kind == "bucketized" and f.num_buckets <= 1:
+            raise ConfigError(f"{src}: bucketized feature {f.name!r} needs num_buckets > 1")
+        if f.kind in ("numeric", "bucketized") and f.dtype == "string":
+            raise ConfigError(f"{src}: {f.kind} feature {f.name!r} must have dtype int or float")
+    for column in cfg.input_columns:
+        dtypes = {f.dtype for f in cfg.features if f.source == column}
+        if len(dtypes) > 1:
+            raise ConfigError(f"{src}: column {column!r} is given two dtypes {sorted(dtypes)}")
+    task_names = [t.name for t in cfg.tasks]
+    if len(set(task_names)) != len(task_names):
+        raise ConfigError(f"{src}: task names must be unique, got {task_names}")
+    reserved = {"score"}
+    for t in cfg.tasks:
+        if t.name in reserved:
+            raise ConfigError(f"{src}: task name {t.name!r} is reserved for the fused ranking score")
+        if t.label_log1p and t.type != "regression":
+            raise ConfigError(f"{src}: task {t.name!r}: label_log1p is for regression tasks")
+        if t.type not in TASK_TYPES:
+            raise ConfigError(f"{src}: task {t.name!r} has type {t.type!r}; use one of {TASK_TYPES}")
+        if t.follows is not None:
+            if t.follows not in task_names or t.follows == t.name:
+                raise ConfigError(f"{src}: task {t.name!r} follows {t.follows!r}, which is not another task")
+            parent = next(p for p in cfg.tasks if p.name == t.follows)
+            if t.type != "binary" or parent.type != "binary" or parent.follows is not None:
+                raise ConfigError(
+                    f"{src}: task {t.name!r}: ESMM chaining ('follows') needs two binary tasks and one level only"
+                )
+        for col in (t.label, t.weight_by, t.oracle):
+            if col and col in cfg.input_columns:
+                raise ConfigError(
+                    f"{src}: column {col!r} of task {t.name!r} is also a feature; labels and oracle "
+                    "columns must never be model inputs"
+                )
+    for th in cfg.evaluation.thresholds:
+        if th.task not in task_names:
+            raise ConfigError(f"{src}: threshold names task {th.task!r}, which is not configured")
+    for s in cfg.evaluation.slices:
+        for col in s.split("*"):
+            if col.strip() == "":
+                raise ConfigError(f"{src}: empty slice name in evaluation.slices")
+    if cfg.model.architecture not in ARCHITECTURES:
+        raise ConfigError(
+            f"{src}: model.architecture {cfg.model.architecture!r} is unknown; use one of {ARCHITECTURES}"
+        )
+    if cfg.model.num_experts < 1:
+        raise ConfigError(f"{src}: model.num_experts must be >= 1")
+
+
+def load(path: Optional[os.PathLike | str] = None) -> Config:
+    """Reads and validates a configuration file (the default data set's when no path is given)."""
+    path = Path(path) if path else DEFAULT_CONFIG_PATH
+    if not path.exists():
+        raise ConfigError(f"configuration file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    return from_dict(raw, source=str(path))
+
+
+def from_json(text: str) -> Config:
+    """Inverse of `Config.to_json`, used inside Transform and Trainer."""
+    payload = json.loads(text)
+    return from_dict(payload["config"], source=payload.get("source", "<custom_config>"))

@@ -1,0 +1,1 @@
+"""Multi-task Keras models built from the configuration."""

@@ -1,0 +1,130 @@
+"""Building blocks shared by every multi-task architecture: experts, gates, towers, inputs.
+
+Written once here; architectures only wire them together. Experts are one batched einsum rather
+than a Python list of Dense layers: the same maths, one kernel launch per layer instead of N.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Sequence
+
+import mtrank  # noqa: F401
+import tensorflow as tf
+import tf_keras as keras
+
+from mtrank import config as config_lib
+
+
+def _uniform(fan_in: int, fan_out: int, seed: int) -> keras.initializers.Initializer:
+    """Glorot-uniform per expert: a [D, N, U] kernel must be scaled by D and U, not by N·D."""
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return keras.initializers.RandomUniform(-limit, limit, seed=seed)
+
+
+class Experts(keras.layers.Layer):
+    """N independent MLPs over the same input, computed together: [B, D] -> [B, N, U]."""
+
+    def __init__(self, num_experts: int, units: Sequence[int], dropout: float = 0.0, l2: float = 0.0,
+                 seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_experts = num_experts
+        self.units = list(units)
+        self.dropout = dropout
+        self.l2 = l2
+        self.seed = seed
+
+    def build(self, input_shape):
+        fan_in = int(input_shape[-1])
+        reg = keras.regularizers.l2(self.l2) if self.l2 else None
+        self.kernels, self.biases = [], []
+        for i, units in enumerate(self.units):
+            shape = (fan_in, self.num_experts, units) if i == 0 else (self.num_experts, fan_in, units)
+            self.kernels.append(self.add_weight(
+                name=f"kernel_{i}", shape=shape, initializer=_uniform(fan_in, units, self.seed + i),
+                regularizer=reg))
+            self.biases.append(self.add_weight(name=f"bias_{i}", shape=(self.num_experts, units),
+                                               initializer="zeros"))
+            fan_in = units
+        super().build(input_shape)
+
+    def call(self, x, training=None):
+        h = tf.nn.relu(tf.einsum("bd,dnu->bnu", x, self.kernels[0]) + self.biases[0])
+        for kernel, bias in zip(self.kernels[1:], self.biases[1:]):
+            if self.dropout and training:
+                h = tf.nn.dropout(h, self.dropout)
+            h = tf.nn.relu(tf.einsum("bnu,nuv->bnv", h, kernel) + bias)
+        return h
+
+    def get_config(self):
+        return {**super().get_config(), "num_experts": self.num_experts, "units": self.units,
+                "dropout": self.dropout, "l2": self.l2, "seed": self.seed}
+
+
+class Gate(keras.layers.Layer):
+    """Softmax over experts from the shared input: [B, D] -> [B, N], rows sum to 1."""
+
+    def __init__(self, num_experts: int, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_experts = num_experts
+        self.seed = seed
+        self.dense = keras.layers.Dense(num_experts, kernel_initializer=keras.initializers.GlorotUniform(seed))
+
+    def call(self, x):
+        return tf.nn.softmax(self.dense(x), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "num_experts": self.num_experts, "seed": self.seed}
+
+
+def mix(experts: tf.Tensor, gate: tf.Tensor) -> tf.Tensor:
+    """Gate-weighted sum of expert outputs: [B, N, U] x [B, N] -> [B, U]. The one place it is written."""
+    return tf.einsum("bnu,bn->bu", experts, gate)
+
+
+class Tower(keras.layers.Layer):
+    """A task's own MLP ending in one logit: [B, U] -> [B, 1] (Keras losses reduce the last axis)."""
+
+    def __init__(self, units: Sequence[int], dropout: float = 0.0, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.units = list(units)
+        self.dropout = dropout
+        self.seed = seed
+        self.hidden = [keras.layers.Dense(u, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(seed + i))
+                       for i, u in enumerate(self.units)]
+        self.drop = keras.layers.Dropout(dropout, seed=seed) if dropout else None
+        self.logit = keras.layers.Dense(1, kernel_initializer=keras.initializers.GlorotUniform(seed + 99))
+
+    def call(self, x, training=None):
+        for layer in self.hidden:
+            x = layer(x)
+            if self.drop is not None:
+                x = self.drop(x, training=training)
+        return self.logit(x)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "dropout": self.dropout, "seed": self.seed}
+
+
+def feature_inputs(cfg: config_lib.Config) -> Dict[str, keras.Input]:
+    """One Keras input per transformed feature, named as Transform names it."""
+    inputs = {}
+    for f in cfg.features:
+        dtype = tf.float32 if f.kind == "numeric" else tf.int64
+        inputs[f.transformed_name] = keras.Input(shape=(), name=f.transformed_name, dtype=dtype)
+    return inputs
+
+
+def embed_inputs(cfg: config_lib.Config, inputs: Dict[str, tf.Tensor],
+                 cardinalities: Dict[str, int]) -> tf.Tensor:
+    """Shared embeddings for ids and categories, numeric values as they are: one [B, D] tensor."""
+    parts: List[tf.Tensor] = []
+    for f in cfg.features:
+        x = inputs[f.transformed_name]
+        if f.is_embedded:
+            emb = keras.layers.Embedding(cardinalities[f.name], f.embedding_dim, name=f"embed_{f.name}",
+                                         embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, cfg.model.seed))
+            parts.append(emb(x))
+        else:
+            parts.append(tf.expand_dims(x, -1))
+    return keras.layers.Concatenate(name="shared_input")(parts) if len(parts) > 1 else parts[0]

@@ -1,0 +1,133 @@
+"""Runs the pipeline on this machine: LocalDagRunner, SQLite ml-metadata, Beam's DirectRunner.
+
+Thin on purpose: it picks paths and Beam arguments, shows progress, and calls `create_pipeline`.
+TFX's own INFO logs go to a log file; the terminal shows one line per component.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import mtrank  # noqa: F401
+from tfx import v1 as tfx
+
+from mtrank import config as config_lib
+from pipeline.pipeline import create_pipeline
+
+DIRECT_RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+
+
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+    """Where a local run keeps its artifacts, metadata, pushed models and logs."""
+
+    root: Path
+
+    @property
+    def pipeline_root(self) -> Path:
+        return self.root / "pipeline_root"
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.root / "metadata.sqlite"
+
+    @property
+    def serving_root(self) -> Path:
+        return self.root / "serving"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+
+def pipeline_name(cfg: config_lib.Config) -> str:
+    return f"mtrank-{Path(cfg.source).stem}" if cfg.source.endswith((".yaml", ".yml")) else "mtrank"
+
+
+def beam_args(direct_running_mode: str, direct_num_workers: int) -> List[str]:
+    if direct_running_mode not in DIRECT_RUNNING_MODES:
+        raise ValueError(f"direct running mode {direct_running_mode!r}: use one of {DIRECT_RUNNING_MODES}")
+    return ["--runner=DirectRunner", f"--direct_running_mode={direct_running_mode}",
+            f"--direct_num_workers={direct_num_workers}"]
+
+
+class _ComponentProgress(logging.Handler):
+    """Turns LocalDagRunner's 'Component X is running/finished' log lines into terminal progress."""
+
+    PATTERN = re.compile(r"Component (\S+) is (running|finished)\.")
+
+    def __init__(self, stream=sys.stdout):
+        super().__init__(level=logging.INFO)
+        self.stream = stream
+        self.started = {}
+
+    def emit(self, record):
+        match = self.PATTERN.search(record.getMessage())
+        if not match:
+            return
+        node, state = match.groups()
+        if state == "running":
+            self.started[node] = time.time()
+            print(f"[pipeline] {node:<32} running", file=self.stream, flush=True)
+        else:
+            took = time.time() - self.started.get(node, time.time())
+            print(f"[pipeline] {node:<32} finished in {took:6.1f} s", file=self.stream, flush=True)
+
+
+def _route_logs(log_file: Path) -> logging.Handler:
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.INFO)
+    for handler in list(logging.root.handlers):  # absl's or basicConfig's stderr handler: all INFO noise
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            logging.root.removeHandler(handler)
+    logging.root.removeHandler(absl_logging.get_absl_handler())
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.root.addHandler(file_handler)
+    logging.root.setLevel(logging.INFO)
+    progress = _ComponentProgress()
+    logging.root.addHandler(progress)
+    return progress
+
+
+def run(
+    cfg: config_lib.Config,
+    workspace: Workspace,
+    span: Optional[int] = None,
+    direct_running_mode: str = "in_memory",
+    direct_num_workers: int = 0,
+    enable_cache: bool = True,
+    data_root: Optional[str] = None,
+) -> str:
+    """Runs one pipeline run; returns the pipeline name (the key for reading results back)."""
+    for d in (workspace.pipeline_root, workspace.serving_root, workspace.logs):
+        d.mkdir(parents=True, exist_ok=True)
+    log_file = workspace.logs / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    progress = _route_logs(log_file)
+    print(f"[pipeline] detailed log: {log_file}", flush=True)
+    name = pipeline_name(cfg)
+    try:
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(
+            pipeline_name=name,
+            pipeline_root=str(workspace.pipeline_root / name),
+            cfg=cfg,
+            data_root=data_root or cfg.resolve_path(cfg.data.root),
+            schema_path=cfg.resolve_path(cfg.data.schema),
+            serving_root=str(workspace.serving_root),
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                str(workspace.metadata_path)),
+            beam_pipeline_args=beam_args(direct_running_mode, direct_num_workers),
+            span=span,
+            enable_cache=enable_cache,
+        ))
+    finally:
+        logging.root.removeHandler(progress)
+    return name

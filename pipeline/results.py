@@ -1,0 +1,206 @@
+"""Reads a finished pipeline run back from ml-metadata: what ran, how long, what it measured, what it pushed.
+
+Used by `mtrank run` and `make demo` to print the per-task figures, and by the end-to-end tests to
+assert on what a user would look at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import math
+import os
+from typing import Dict, List, Optional
+
+import mtrank  # noqa: F401
+import numpy as np
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from mtrank import config as config_lib
+from mtrank import metrics as metrics_lib
+
+
+@dataclasses.dataclass
+class ComponentRun:
+    node: str
+    state: str  # COMPLETE, CACHED, FAILED, ...
+    seconds: float
+    outputs: Dict[str, List[str]]  # output key -> artifact URIs
+    properties: Dict[str, Dict[str, object]]  # artifact URI -> custom properties
+
+
+@dataclasses.dataclass
+class RunResult:
+    pipeline_name: str
+    run_id: str
+    components: Dict[str, ComponentRun]
+    metrics: Dict[str, Dict[str, Dict[str, float]]]  # slice -> output -> metric -> value
+    validation_ok: Optional[bool]
+    validation_failures: List[str]
+    blessed: Optional[bool]
+    pushed_path: Optional[str]
+    oracle_auc: Dict[str, float]
+    eval_rows: int
+
+    def metric(self, output: str, name: str, slice_name: str = "Overall") -> float:
+        return self.metrics.get(slice_name, {}).get(output, {}).get(name, float("nan"))
+
+
+def _store(metadata_path: str) -> metadata_store.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def _value(v: metadata_store_pb2.Value):
+    kind = v.WhichOneof("value")
+    return getattr(v, kind) if kind else None
+
+
+def component_runs(store, run_context) -> Dict[str, ComponentRun]:
+    runs = {}
+    for execution in store.get_executions_by_context(run_context.id):
+        node = next((c.name.split(".", 1)[-1] for c in store.get_contexts_by_execution(execution.id)
+                     if store.get_context_types_by_id([c.type_id])[0].name == "node"), str(execution.id))
+        outputs: Dict[str, List[str]] = {}
+        properties = {}
+        events = [e for e in store.get_events_by_execution_ids([execution.id])
+                  if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
+        artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+        for e in events:
+            artifact = artifacts[e.artifact_id]
+            key = e.path.steps[0].key if e.path.steps else "output"
+            outputs.setdefault(key, []).append(artifact.uri)
+            properties[artifact.uri] = {k: _value(v) for k, v in artifact.custom_properties.items()}
+        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
+        state = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
+        runs[node] = ComponentRun(node=node, state=state, seconds=seconds, outputs=outputs, properties=properties)
+    return runs
+
+
+def _slice_name(slice_key) -> str:
+    if not slice_key:
+        return "Overall"
+    return " * ".join(f"{k}={v.decode() if isinstance(v, bytes) else v}" for k, v in slice_key)
+
+
+def read_tfma(evaluation_uri: str):
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri)
+    metrics: Dict[str, Dict[str, Dict[str, float]]] = {}
+    for slice_key, by_output in result.slicing_metrics:
+        out = metrics.setdefault(_slice_name(slice_key), {})
+        for output_name, by_sub_key in by_output.items():
+            for values in by_sub_key.values():
+                for metric_name, value in values.items():
+                    if isinstance(value, dict) and "doubleValue" in value:
+                        out.setdefault(output_name, {})[metric_name] = float(value["doubleValue"])
+    validation = tfma.load_validation_result(evaluation_uri)
+    failures = []
+    for per_slice in validation.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            key = failure.metric_key
+            what = "change vs. the last blessed model" if key.is_diff else "value"
+            threshold = " ".join(str(failure.metric_threshold).split())
+            failures.append(f"{key.output_name} {key.name} {what} = {failure.metric_value.double_value.value:.4f}"
+                            f" does not meet {threshold} {failure.message}".rstrip())
+    return metrics, validation.validation_ok, failures
+
+
+def read_eval_columns(examples_uri: str, columns: List[str], split: str = "eval") -> Dict[str, np.ndarray]:
+    """Reads the given columns of ExampleGen's eval split (the rows TFMA evaluated)."""
+    import tensorflow as tf
+
+    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    values = {c: [] for c in columns}
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
+        example = tf.train.Example.FromString(record)
+        for c in columns:
+            feature = example.features.feature[c]
+            values[c].append((feature.float_list.value or feature.int64_list.value or [math.nan])[0])
+    return {c: np.asarray(v, dtype=np.float64) for c, v in values.items()}
+
+
+def oracle_auc(cfg: config_lib.Config, examples_uri: str):
+    tasks = [t for t in cfg.tasks if t.oracle and t.type == "binary"]
+    if not tasks:
+        return {}, 0
+    cols = read_eval_columns(examples_uri, sorted({c for t in tasks for c in (t.label, t.oracle)}))
+    rows = len(next(iter(cols.values())))
+    return {t.name: metrics_lib.auc(cols[t.label], cols[t.oracle]) for t in tasks}, rows
+
+
+def latest_run(metadata_path: str, pipeline_name: str, cfg: config_lib.Config) -> RunResult:
+    store = _store(metadata_path)
+    pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline_ctx is None:
+        raise LookupError(f"{metadata_path}: no pipeline named {pipeline_name!r} has run yet")
+    run_type = store.get_context_type("pipeline_run")
+    run_contexts = {}
+    for execution in store.get_executions_by_context(pipeline_ctx.id):
+        for c in store.get_contexts_by_execution(execution.id):
+            if c.type_id == run_type.id:
+                run_contexts[c.id] = c
+    if not run_contexts:
+        raise LookupError(f"{metadata_path}: pipeline {pipeline_name!r} has no recorded run")
+    run_ctx = max(run_contexts.values(), key=lambda c: (c.create_time_since_epoch, c.id))
+    components = component_runs(store, run_ctx)
+
+    metrics, validation_ok, failures = {}, None, []
+    evaluator = components.get("Evaluator")
+    if evaluator and evaluator.outputs.get("evaluation"):
+        metrics, validation_ok, failures = read_tfma(evaluator.outputs["evaluation"][0])
+    blessed = None
+    if evaluator and evaluator.outputs.get("blessing"):
+        blessed = bool(evaluator.properties[evaluator.outputs["blessing"][0]].get("blessed"))
+    pushed_path = None
+    pusher = components.get("Pusher")
+    if pusher and pusher.outputs.get("pushed_model"):
+        props = pusher.properties[pusher.outputs["pushed_model"][0]]
+        if props.get("pushed"):
+            pushed_path = props.get("pushed_destination")
+    oracle, rows = {}, 0
+    example_gen = components.get("CsvExampleGen")
+    if example_gen and example_gen.outputs.get("examples"):
+        oracle, rows = oracle_auc(cfg, example_gen.outputs["examples"][0])
+    return RunResult(pipeline_name=pipeline_name, run_id=run_ctx.name, components=components, metrics=metrics,
+                     validation_ok=validation_ok, validation_failures=failures, blessed=blessed,
+                     pushed_path=pushed_path, oracle_auc=oracle, eval_rows=rows)
+
+
+def format_run(cfg: config_lib.Config, result: RunResult) -> str:
+    lines = [f"Run {result.run_id} of pipeline {result.pipeline_name}", "",
+             f"{'component':<34}{'state':<10}{'seconds':>8}"]
+    for run in sorted(result.components.values(), key=lambda r: r.node):
+        lines.append(f"{run.node:<34}{run.state:<10}{run.seconds:>8.1f}")
+    lines += ["", f"Evaluation on {result.eval_rows:,} held-out rows (overall slice):"]
+    binary = [t for t in cfg.tasks if t.type == "binary"]
+    if binary:
+        lines.append(f"{'task':<12}{'AUC':>8}{'oracle':>8}{'gap':>8}{'PR-AUC':>8}{'logloss':>9}{'calib':>8}{'rows':>9}")
+        for t in binary:
+            model_auc = result.metric(t.name, "auc")
+            oracle = result.oracle_auc.get(t.name, float("nan"))
+            lines.append(
+                f"{t.name:<12}{model_auc:>8.4f}{oracle:>8.4f}{oracle - model_auc:>8.4f}"
+                f"{result.metric(t.name, 'auc_precision_recall'):>8.4f}"
+                f"{result.metric(t.name, 'binary_crossentropy'):>9.4f}{result.metric(t.name, 'calibration'):>8.3f}"
+                f"{result.metric(t.name, 'example_count'):>9.0f}")
+    for t in cfg.tasks:
+        if t.type == "regression":
+            lines.append(f"{t.name:<12} MSE {result.metric(t.name, 'mean_squared_error'):.4f}"
+                         f"  MAE {result.metric(t.name, 'mean_absolute_error'):.4f}"
+                         f"  mean label {result.metric(t.name, 'mean_label'):.3f}"
+                         f"  mean prediction {result.metric(t.name, 'mean_prediction'):.3f}"
+                         f"{'  (log1p of ' + t.label + ')' if t.label_log1p else ''}")
+    lines.append("")
+    if result.blessed is None:
+        lines.append("Blessing: the Evaluator did not run.")
+    else:
+        lines.append(f"Blessed: {'yes' if result.blessed else 'no'}")
+        for failure in result.validation_failures:
+            lines.append(f"  failed: {failure}")
+    lines.append(f"Pushed model: {result.pushed_path or 'nothing pushed'}")
+    return "\n".join(lines)

@@ -94,14 +94,28 @@ def serving_signatures(cfg: config_lib.Config, model: keras.Model, tf_transform_
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """A NaN or infinite loss ends training with an error, so no broken model is ever exported."""
+    """A NaN or infinite loss ends training with an error, so no broken model is ever exported.
+
+    Checked every `every` steps and at each epoch's end: reading the loss forces a device sync.
+    """
+
+    def __init__(self, every: int = 25):
+        super().__init__()
+        self.every = every
+
+    def _check(self, where: str, logs) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise FloatingPointError(
+                f"training loss became {float(loss)} at {where}; the model is not exported. Check the "
+                "learning rate and the input data (NaN or extreme values in a numeric column).")
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
-            raise FloatingPointError(
-                f"training loss became {loss} at step {batch}; the model is not exported. Check the "
-                "learning rate and the input data (NaN or extreme values in a numeric column).")
+        if batch % self.every == 0:
+            self._check(f"step {batch}", logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(f"the end of epoch {epoch + 1}", logs)
 
 
 def mean_gate_weights(gates: keras.Model, dataset: tf.data.Dataset, max_batches: int = 20) -> Dict[str, List[float]]:
@@ -124,7 +138,7 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
     net = builder.build(cfg, cardinalities(cfg, tf_transform_output))
     loss, loss_weights = builder.losses(cfg)
     net.model.compile(optimizer=keras.optimizers.Adam(cfg.model.learning_rate), loss=loss,
-                      loss_weights=loss_weights)
+                      loss_weights=loss_weights, weighted_metrics=[])
     params = int(net.model.count_params())
     logging.info("Training %s with %d parameters for %d epoch(s)", cfg.model.architecture, params, cfg.model.epochs)
     history = net.model.fit(

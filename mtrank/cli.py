@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -14,6 +15,8 @@ import mtrank  # noqa: F401  (TF_USE_LEGACY_KERAS before anything imports Tensor
 from mtrank import config as config_lib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+# Google client libraries warn about Python 3.11's end of life on every import; not our users' concern.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"google(\.|$)")
 
 DEFAULT_WORKSPACE = "workspace"
 DEFAULT_START = "2026-11-01"

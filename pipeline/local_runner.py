@@ -81,7 +81,7 @@ class _ComponentProgress(logging.Handler):
             print(f"[pipeline] {node:<32} finished in {took:6.1f} s", file=self.stream, flush=True)
 
 
-def _route_logs(log_file: Path) -> logging.Handler:
+def _route_logs(log_file: Path) -> List[logging.Handler]:
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.INFO)
@@ -89,13 +89,17 @@ def _route_logs(log_file: Path) -> logging.Handler:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             logging.root.removeHandler(handler)
     logging.root.removeHandler(absl_logging.get_absl_handler())
+    tf_logger = logging.getLogger("tensorflow")  # TensorFlow attaches its own stderr handler
+    for handler in list(tf_logger.handlers):
+        tf_logger.removeHandler(handler)
+    tf_logger.propagate = True
     file_handler = logging.FileHandler(log_file)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.root.addHandler(file_handler)
     logging.root.setLevel(logging.INFO)
     progress = _ComponentProgress()
     logging.root.addHandler(progress)
-    return progress
+    return [file_handler, progress]
 
 
 def run(
@@ -111,7 +115,7 @@ def run(
     for d in (workspace.pipeline_root, workspace.serving_root, workspace.logs):
         d.mkdir(parents=True, exist_ok=True)
     log_file = workspace.logs / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    progress = _route_logs(log_file)
+    handlers = _route_logs(log_file)
     print(f"[pipeline] detailed log: {log_file}", flush=True)
     name = pipeline_name(cfg)
     try:
@@ -129,5 +133,7 @@ def run(
             enable_cache=enable_cache,
         ))
     finally:
-        logging.root.removeHandler(progress)
+        for handler in handlers:
+            logging.root.removeHandler(handler)
+            handler.close()
     return name

@@ -106,6 +106,9 @@ class Tower(keras.layers.Layer):
         return {**super().get_config(), "units": self.units, "dropout": self.dropout, "seed": self.seed}
 
 
+EMB_INIT = 0.05
+
+
 def feature_inputs(cfg: config_lib.Config) -> Dict[str, keras.Input]:
     """One Keras input per transformed feature, named as Transform names it."""
     inputs = {}
@@ -123,7 +126,7 @@ def embed_inputs(cfg: config_lib.Config, inputs: Dict[str, tf.Tensor],
         x = inputs[f.transformed_name]
         if f.is_embedded:
             emb = keras.layers.Embedding(cardinalities[f.name], f.embedding_dim, name=f"embed_{f.name}",
-                                         embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, cfg.model.seed))
+                                         embeddings_initializer=keras.initializers.RandomUniform(-EMB_INIT, EMB_INIT, cfg.model.seed))
             parts.append(emb(x))
         else:
             parts.append(tf.expand_dims(x, -1))

@@ -1,0 +1,55 @@
+import pytest
+import yaml
+
+from mtrank import config as config_lib
+
+
+def test_default_configuration_is_consistent(cfg):
+    assert [t.name for t in cfg.tasks] == ["click", "purchase", "dwell"]
+    assert cfg.task("purchase").follows == "click"
+    assert not set(cfg.label_columns) & set(cfg.input_columns)
+    assert not set(cfg.oracle_columns) & set(cfg.input_columns)
+    assert cfg.resolve_path(cfg.data.schema).endswith("schemas/impressions/schema.pbtxt")
+
+
+def test_round_trip_through_custom_config_json(cfg):
+    again = config_lib.from_json(cfg.to_json())
+    assert again.to_dict() == cfg.to_dict()
+    assert again.source == cfg.source
+
+
+def _write(tmp_path, raw):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _raw(cfg):
+    return cfg.to_dict()
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda r: r["features"].append({**r["features"][0]}), "listed twice"),
+    (lambda r: r["features"].append({"name": "click", "kind": "categorical"}), "must never be model inputs"),
+    (lambda r: r["features"].append({"name": "true_p_click", "kind": "numeric", "dtype": "float"}),
+     "must never be model inputs"),
+    (lambda r: r["features"][0].update(kind="embedding"), "has kind 'embedding'"),
+    (lambda r: r["tasks"][1].update(follows="nothing"), "follows 'nothing'"),
+    (lambda r: r["model"].update(architecture="transformer"), "architecture 'transformer'"),
+    (lambda r: r["model"].update(num_expertz=3), "unknown key"),
+    (lambda r: r["evaluation"]["thresholds"].append({"task": "refund"}), "task 'refund'"),
+    (lambda r: r.pop("tasks"), "missing required section 'tasks'"),
+])
+def test_errors_name_the_file_and_what_is_wrong(cfg, tmp_path, mutate, message):
+    raw = _raw(cfg)
+    mutate(raw)
+    path = _write(tmp_path, raw)
+    with pytest.raises(config_lib.ConfigError) as err:
+        config_lib.load(path)
+    assert str(path) in str(err.value)
+    assert message in str(err.value)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(config_lib.ConfigError, match="does not exist"):
+        config_lib.load(tmp_path / "nope.yaml")

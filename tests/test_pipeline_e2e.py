@@ -1,0 +1,106 @@
+"""The whole local pipeline on one simulated day: what a user sees after `mtrank run`.
+
+Slow (about a minute and a half): it runs every TFX component for real on Beam's DirectRunner.
+"""
+
+import dataclasses
+import datetime as dt
+import os
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from mtrank import simulate
+from pipeline import local_runner, results
+
+pytestmark = pytest.mark.slow
+
+ROWS = 20_000
+EPOCHS = 6  # one small day needs more passes than the default config's five
+DAY = dt.date(2026, 11, 3)
+ALL_NODES = {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer",
+             "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+
+
+@pytest.fixture(scope="module")
+def run(cfg, tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    data_root = root / "data"
+    # Two days: ExampleGen must take the newest one only.
+    simulate.simulate(data_root, DAY - dt.timedelta(days=1), 2, ROWS)
+    workspace = local_runner.Workspace(root / "workspace")
+    cfg = cfg.replace(model=dataclasses.replace(cfg.model, epochs=EPOCHS))
+    name = local_runner.run(cfg, workspace, data_root=str(data_root))
+    result = results.latest_run(str(workspace.metadata_path), name, cfg)
+    print(results.format_run(cfg, result))
+    return workspace, data_root, result
+
+
+def test_every_component_ran(run):
+    _, _, result = run
+    assert set(result.components) == ALL_NODES
+    assert {r.state for r in result.components.values()} == {"COMPLETE"}
+
+
+def test_newest_day_only_was_ingested(run):
+    _, _, result = run
+    examples = result.components["CsvExampleGen"]
+    uri = examples.outputs["examples"][0]
+    props = examples.properties[uri]
+    assert props.get("span") == (DAY - dt.date(1970, 1, 1)).days
+    assert 0.15 * ROWS < result.eval_rows < 0.25 * ROWS  # a 4:1 split of one day
+
+
+def test_model_is_evaluated_per_task_and_slice_and_beats_chance(cfg, run):
+    _, _, result = run
+    assert result.metric("click", "auc") > 0.6
+    assert result.metric("purchase", "auc") > 0.6
+    for task in ("click", "purchase"):
+        for name in ("auc_precision_recall", "binary_crossentropy", "calibration", "example_count"):
+            assert np.isfinite(result.metric(task, name)), (task, name)
+        assert result.oracle_auc[task] > result.metric(task, "auc")  # the oracle is the ceiling
+    assert np.isfinite(result.metric("dwell", "mean_squared_error"))
+    device_slices = [s for s in result.metrics if s.startswith("device=")]
+    category_slices = [s for s in result.metrics if s.startswith("category=")]
+    assert len(device_slices) == 3 and len(category_slices) >= 20
+    assert "auc" in result.metrics[device_slices[0]]["click"]
+
+
+def test_blessed_model_is_pushed_in_tf_serving_layout(cfg, run):
+    workspace, _, result = run
+    assert result.blessed is True and result.validation_ok is True
+    assert result.pushed_path
+    version_dir = os.path.normpath(result.pushed_path)
+    model_dir = os.path.dirname(version_dir)
+    assert model_dir == str(workspace.serving_root / cfg.serving.model_name)
+    assert re.fullmatch(r"\d+", os.path.basename(version_dir))
+    assert os.path.exists(os.path.join(version_dir, "saved_model.pb"))
+
+
+def test_pushed_model_answers_serialized_examples(cfg, run):
+    _, data_root, result = run
+    frame = pd.read_csv(data_root / DAY.isoformat() / "impressions.csv").head(50)
+    serialized = []
+    for _, row in frame.iterrows():  # serving inputs only: no labels, no oracle columns
+        feature = {}
+        for column in cfg.input_columns:
+            value = row[column]
+            if isinstance(value, str):
+                feature[column] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+            elif cfg.feature_dtype(column) == "int":
+                feature[column] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+            else:
+                feature[column] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
+        serialized.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    model = tf.saved_model.load(result.pushed_path)
+    out = {k: v.numpy() for k, v in model.signatures["serving_default"](examples=tf.constant(serialized)).items()}
+    assert set(out) == {"click", "purchase", "purchase_given_click", "dwell", "score"}
+    for name in ("click", "purchase", "purchase_given_click"):
+        assert out[name].shape == (50,)
+        assert np.all((out[name] > 0) & (out[name] < 1))
+    np.testing.assert_allclose(out["purchase"], out["click"] * out["purchase_given_click"], rtol=1e-5)
+    np.testing.assert_allclose(out["score"], out["click"] + 4.0 * out["purchase"], rtol=1e-5)
+    assert len(set(np.round(out["score"], 6))) > 10  # it ranks: scores differ between candidates

@@ -1,7 +1,8 @@
 """Transform's `preprocessing_fn`, generated from the configuration.
 
 Each configured feature becomes `<name>_xf`; each task's label becomes `<task>_label` (float, log1p
-for regression tasks that ask for it) and, for tasks observed on a subset only, `<task>_weight`.
+for regression tasks that ask for it) and, for tasks observed on a subset only, `<task>_weight`. With `model.position_bias`, the position column
+becomes `<column>_xf`, read only by the training model's bias tower.
 Labels are transformed here rather than in the Trainer so that TFMA, which evaluates through the
 `transform_features` signature, sees exactly the labels the model was trained on.
 """
@@ -56,6 +57,11 @@ def transform_label(task: config_lib.TaskSpec, y: tf.Tensor) -> tf.Tensor:
     return y
 
 
+def transform_position(spec: config_lib.PositionBiasSpec, x: tf.Tensor) -> tf.Tensor:
+    """Shown position -> bucket in [0, num_buckets]; no analyzer, so the column may be absent at serving."""
+    return tf.clip_by_value(tf.cast(_dense(x), tf.int64), 0, spec.num_buckets)
+
+
 def build_preprocessing_fn(cfg: config_lib.Config):
     def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         outputs = {}
@@ -66,6 +72,9 @@ def build_preprocessing_fn(cfg: config_lib.Config):
                 outputs[task.transformed_label] = transform_label(task, inputs[task.label])
             if task.weight_by and task.weight_by in inputs:
                 outputs[task.transformed_weight] = tf.cast(_dense(inputs[task.weight_by]), tf.float32)
+        position = cfg.model.position_bias
+        if position is not None and position.column in inputs:  # training only, like the labels
+            outputs[position.transformed_name] = transform_position(position, inputs[position.column])
         return outputs
 
     return preprocessing_fn

@@ -26,7 +26,8 @@ from tfx_bsl.public import tfxio
 
 from components.preprocessing import CONFIG_KEY
 from mtrank import config as config_lib
-from mtrank.models import builder
+from mtrank.models import builder, diagnostics
+from serving import signatures as serving_signatures_lib, warmup
 
 SERVING_SIGNATURE = "serving_default"
 TRANSFORM_SIGNATURE = "transform_features"
@@ -47,6 +48,9 @@ def cardinalities(cfg: config_lib.Config, tf_transform_output: tft.TFTransformOu
 def split_labels(cfg: config_lib.Config, batch: Dict[str, tf.Tensor]):
     """Transformed batch -> (model inputs, labels per output, sample weights per output)."""
     features = {f.transformed_name: batch[f.transformed_name] for f in cfg.features}
+    position = cfg.model.position_bias  # training-only input of the bias tower
+    if position is not None and position.transformed_name in batch:
+        features[position.transformed_name] = batch[position.transformed_name]
     labels = {t.name: tf.expand_dims(batch[t.transformed_label], -1) for t in cfg.tasks}
     weights = {t.name: batch[t.transformed_weight] for t in cfg.tasks if t.weight_by}
     return (features, labels, weights) if weights else (features, labels)
@@ -90,7 +94,9 @@ def serving_signatures(cfg: config_lib.Config, model: keras.Model, tf_transform_
         raw = tf.io.parse_example(serialized, eval_spec)
         return model.tft_layer(raw)
 
-    return {SERVING_SIGNATURE: serve_tf_examples, TRANSFORM_SIGNATURE: transform_features}
+    raw_features = serving_signatures_lib.raw_features_signature(model, serving_spec, input_keys)
+    return {SERVING_SIGNATURE: serve_tf_examples, TRANSFORM_SIGNATURE: transform_features,
+            serving_signatures_lib.RAW_SIGNATURE: raw_features}
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -118,16 +124,6 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         self._check(f"the end of epoch {epoch + 1}", logs)
 
 
-def mean_gate_weights(gates: keras.Model, dataset: tf.data.Dataset, max_batches: int = 20) -> Dict[str, List[float]]:
-    totals, count = {}, 0
-    for batch in dataset.take(max_batches):
-        out = gates(batch[0], training=False)
-        for task, weights in out.items():
-            totals[task] = totals.get(task, 0.0) + tf.reduce_sum(weights, axis=0).numpy()
-        count += int(next(iter(out.values())).shape[0])
-    return {task: (total / max(count, 1)).round(4).tolist() for task, total in totals.items()}
-
-
 def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     train_ds = input_fn(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output,
@@ -136,26 +132,37 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
                        cfg.model.batch_size * 4, shuffle=False)
 
     net = builder.build(cfg, cardinalities(cfg, tf_transform_output))
-    loss, loss_weights = builder.losses(cfg)
-    net.model.compile(optimizer=keras.optimizers.Adam(cfg.model.learning_rate), loss=loss,
-                      loss_weights=loss_weights, weighted_metrics=[])
+    trainee = net.training_model if net.training_model is not None else net.model  # shares weights with net.model
+    loss, loss_weights = builder.losses(cfg, net)
+    trainee.compile(optimizer=keras.optimizers.Adam(cfg.model.learning_rate), loss=loss,
+                    loss_weights=loss_weights, weighted_metrics=[])
     params = int(net.model.count_params())
-    logging.info("Training %s with %d parameters for %d epoch(s)", cfg.model.architecture, params, cfg.model.epochs)
-    history = net.model.fit(
+    param_counts = diagnostics.parameter_counts(net.model, trainee)
+    logging.info("Training %s with %d parameters for %d epoch(s): %s", cfg.model.architecture, params,
+                 cfg.model.epochs, param_counts)
+    history = trainee.fit(
         train_ds, validation_data=eval_ds, epochs=cfg.model.epochs, verbose=2,
         callbacks=[StopOnNonFiniteLoss(),
-                   keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")])
+                   keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
+                   diagnostics.GateLogger(net.gates, eval_ds, net.experts, fn_args.model_run_dir)])
 
     signatures = serving_signatures(cfg, net.model, tf_transform_output)
     net.model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures)
+    warmup.write_warmup_requests(fn_args.serving_model_dir, cfg)  # replayed by TF Serving before first traffic
 
     summary = {
         "architecture": cfg.model.architecture,
         "parameters": params,
+        "parameter_counts": param_counts,
         "epochs": cfg.model.epochs,
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},
-        "gate_weights": mean_gate_weights(net.gates, eval_ds),
+        "gate_weights": diagnostics.mean_gate_weights(net.gates, eval_ds),
+        "gate_experts": net.experts,
     }
+    if net.uncertainty is not None:
+        summary["uncertainty_log_vars"] = dict(zip(net.uncertainty.task_names,
+                                                   net.uncertainty.log_vars.numpy().round(4).tolist()))
+    diagnostics.write_gate_tables(fn_args.model_run_dir, summary["gate_weights"], net.experts)
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2)

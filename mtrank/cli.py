@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Beam DirectRunner workers, 0 = one per core (default: %(default)s)")
     p.add_argument("--no-cache", action="store_true", help="re-execute every component")
     p.set_defaults(func=cmd_run)
+
+    from serving import cli as serving_cli  # imports TensorFlow only when `serve` or `query` runs
+
+    serving_cli.add_serve_parser(sub)
+    serving_cli.add_query_parser(sub)
     return parser
 
 

@@ -18,7 +18,9 @@ import yaml
 
 FEATURE_KINDS = ("id", "categorical", "numeric", "bucketized")
 TASK_TYPES = ("binary", "regression")
-ARCHITECTURES = ("mmoe",)
+ARCHITECTURES = ("shared_bottom", "omoe", "mmoe", "cgc", "ple")
+LOSS_WEIGHTINGS = ("fixed", "uncertainty")
+TASK_LOSSES = {"binary": ("binary_crossentropy",), "regression": ("mse", "huber")}
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "configs" / "impressions.yaml"
@@ -69,6 +71,7 @@ class TaskSpec:
     oracle: Optional[str] = None  # column holding the simulator's true probability, never a model input
     label_log1p: bool = False  # regression on log1p(label): dwell times and order values are heavy-tailed
     score_weight: float = 0.0  # weight of this task's output in the fused ranking score
+    loss: Optional[str] = None  # binary_crossentropy (binary); mse or huber (regression); None = first
 
     @property
     def transformed_label(self) -> str:
@@ -86,11 +89,32 @@ class TaskSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class PositionBiasSpec:
+    """Shallow tower (YouTube, RecSys 2019): position feeds only a small tower whose logit is added to
+    one task's logit while training; serving leaves the tower out, so position is never a serving input."""
+
+    column: str  # raw column holding the shown position (1 = top); Transform emits `<column>_xf`
+    task: str  # the binary task whose logit absorbs the bias (usually click)
+    num_buckets: int = 20  # positions >= num_buckets share the last bucket
+    embedding_dim: int = 4
+    units: List[int] = dataclasses.field(default_factory=lambda: [8])
+
+    @property
+    def transformed_name(self) -> str:
+        return f"{self.column}_xf"
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    architecture: str = "mmoe"
-    num_experts: int = 4
+    architecture: str = "mmoe"  # shared_bottom | omoe | mmoe | cgc | ple
+    num_experts: int = 4  # experts shared by all tasks (shared_bottom: ignored, one shared network)
     expert_units: List[int] = dataclasses.field(default_factory=lambda: [64])
     tower_units: List[int] = dataclasses.field(default_factory=lambda: [32])
+    gate_units: List[int] = dataclasses.field(default_factory=list)  # [] = softmax layer; else a gate MLP
+    task_experts: int = 1  # cgc/ple: experts owned by each task, beside the num_experts shared ones
+    levels: int = 1  # ple: extraction levels (ple with 1 level is cgc)
+    loss_weighting: str = "fixed"  # fixed (tasks' loss_weight) | uncertainty (Kendall et al. 2018)
+    position_bias: Optional[PositionBiasSpec] = None
     dropout: float = 0.0
     l2: float = 0.0
     learning_rate: float = 2e-3
@@ -227,13 +251,51 @@ def from_dict(raw: Dict[str, Any], source: str = "<memory>") -> Config:
         data=_build(DataSpec, raw["data"], "data", source),
         features=features,
         tasks=tasks,
-        model=_build(ModelSpec, raw.get("model"), "model", source),
+        model=_model_spec(raw.get("model"), source),
         evaluation=evaluation,
         serving=_build(ServingSpec, raw.get("serving"), "serving", source),
         source=source,
     )
     validate(cfg)
     return cfg
+
+
+def _model_spec(raw: Any, source: str) -> ModelSpec:
+    raw = dict(raw or {}) if isinstance(raw, dict) or raw is None else raw
+    if isinstance(raw, dict) and raw.get("position_bias") is not None:
+        raw["position_bias"] = _build(PositionBiasSpec, raw["position_bias"], "model.position_bias", source)
+    return _build(ModelSpec, raw, "model", source)
+
+
+def _validate_model(cfg: Config) -> None:
+    src, m = cfg.source, cfg.model
+    if m.architecture not in ARCHITECTURES:
+        raise ConfigError(f"{src}: model.architecture {m.architecture!r} is unknown; use one of {ARCHITECTURES}")
+    if m.num_experts < 1:
+        raise ConfigError(f"{src}: model.num_experts must be >= 1")
+    if not m.expert_units or any(u < 1 for u in m.expert_units):
+        raise ConfigError(f"{src}: model.expert_units must list at least one positive width")
+    if any(u < 1 for u in list(m.tower_units) + list(m.gate_units)):
+        raise ConfigError(f"{src}: model.tower_units and model.gate_units must be positive widths")
+    if m.task_experts < 1 and m.architecture in ("cgc", "ple"):
+        raise ConfigError(f"{src}: model.task_experts must be >= 1 for {m.architecture}")
+    if m.levels < 1:
+        raise ConfigError(f"{src}: model.levels must be >= 1")
+    if m.levels > 1 and m.architecture != "ple":
+        raise ConfigError(f"{src}: model.levels = {m.levels} needs architecture ple (got {m.architecture!r})")
+    if m.loss_weighting not in LOSS_WEIGHTINGS:
+        raise ConfigError(f"{src}: model.loss_weighting {m.loss_weighting!r} is unknown; use one of {LOSS_WEIGHTINGS}")
+    pb = m.position_bias
+    if pb is not None:
+        task = next((t for t in cfg.tasks if t.name == pb.task), None)
+        if task is None or task.type != "binary" or task.follows is not None:
+            raise ConfigError(f"{src}: model.position_bias.task {pb.task!r} must name a binary task that "
+                              "follows no other task")
+        if pb.column in cfg.input_columns or pb.column in cfg.label_columns:
+            raise ConfigError(f"{src}: model.position_bias.column {pb.column!r} is also a feature or a label; "
+                              "position must feed only the bias tower")
+        if pb.num_buckets < 2 or pb.embedding_dim < 1:
+            raise ConfigError(f"{src}: model.position_bias needs num_buckets >= 2 and embedding_dim >= 1")
 
 
 def validate(cfg: Config) -> None:
@@ -280,6 +342,12 @@ def validate(cfg: Config) -> None:
                 raise ConfigError(
                     f"{src}: task {t.name!r}: ESMM chaining ('follows') needs two binary tasks and one level only"
                 )
+        if t.loss is not None and t.loss not in TASK_LOSSES[t.type]:
+            raise ConfigError(f"{src}: task {t.name!r} has loss {t.loss!r}; a {t.type} task takes one of "
+                              f"{TASK_LOSSES[t.type]}")
+        if t.follows is not None and t.weight_by:
+            raise ConfigError(f"{src}: task {t.name!r}: ESMM ('follows') trains on every impression, so "
+                              "'weight_by' contradicts it; drop one of them")
         for col in (t.label, t.weight_by, t.oracle):
             if col and col in cfg.input_columns:
                 raise ConfigError(
@@ -293,12 +361,7 @@ def validate(cfg: Config) -> None:
         for col in s.split("*"):
             if col.strip() == "":
                 raise ConfigError(f"{src}: empty slice name in evaluation.slices")
-    if cfg.model.architecture not in ARCHITECTURES:
-        raise ConfigError(
-            f"{src}: model.architecture {cfg.model.architecture!r} is unknown; use one of {ARCHITECTURES}"
-        )
-    if cfg.model.num_experts < 1:
-        raise ConfigError(f"{src}: model.num_experts must be >= 1")
+    _validate_model(cfg)
 
 
 def load(path: Optional[os.PathLike | str] = None) -> Config:

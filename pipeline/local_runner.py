@@ -136,4 +136,7 @@ def run(
         for handler in handlers:
             logging.root.removeHandler(handler)
             handler.close()
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.WARNING)
     return name

@@ -5,11 +5,45 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import dataclasses  # noqa: E402
+import datetime as dt  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 
 from mtrank import config as config_lib  # noqa: E402
+
+E2E_ROWS = 20_000
+E2E_DAY = dt.date(2026, 11, 3)
+E2E_EPOCHS = 6  # one small day needs more passes than the default configuration's five
 
 
 @pytest.fixture(scope="session")
 def cfg() -> config_lib.Config:
     return config_lib.load()
+
+
+@dataclasses.dataclass
+class PipelineRun:
+    workspace: "object"
+    data_root: Path
+    result: "object"
+    cfg: config_lib.Config
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(cfg, tmp_path_factory) -> PipelineRun:
+    """One real run of the whole local pipeline on two simulated days; shared by every test that
+    needs a trained, evaluated and pushed model (about a minute and a half)."""
+    from mtrank import simulate
+    from pipeline import local_runner, results
+
+    root = tmp_path_factory.mktemp("e2e")
+    data_root = root / "data"
+    simulate.simulate(data_root, E2E_DAY - dt.timedelta(days=1), 2, E2E_ROWS)  # the newest day is trained on
+    workspace = local_runner.Workspace(root / "workspace")
+    run_cfg = cfg.replace(model=dataclasses.replace(cfg.model, epochs=E2E_EPOCHS))
+    name = local_runner.run(run_cfg, workspace, data_root=str(data_root))
+    result = results.latest_run(str(workspace.metadata_path), name, run_cfg)
+    print(results.format_run(run_cfg, result))
+    return PipelineRun(workspace=workspace, data_root=data_root, result=result, cfg=run_cfg)

@@ -3,7 +3,6 @@
 Slow (about a minute and a half): it runs every TFX component for real on Beam's DirectRunner.
 """
 
-import dataclasses
 import datetime as dt
 import os
 import re
@@ -13,30 +12,18 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from mtrank import simulate
-from pipeline import local_runner, results
+from conftest import E2E_DAY as DAY
+from conftest import E2E_ROWS as ROWS
 
 pytestmark = pytest.mark.slow
 
-ROWS = 20_000
-EPOCHS = 6  # one small day needs more passes than the default config's five
-DAY = dt.date(2026, 11, 3)
 ALL_NODES = {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer",
              "latest_blessed_model_resolver", "Evaluator", "Pusher"}
 
 
 @pytest.fixture(scope="module")
-def run(cfg, tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    data_root = root / "data"
-    # Two days: ExampleGen must take the newest one only.
-    simulate.simulate(data_root, DAY - dt.timedelta(days=1), 2, ROWS)
-    workspace = local_runner.Workspace(root / "workspace")
-    cfg = cfg.replace(model=dataclasses.replace(cfg.model, epochs=EPOCHS))
-    name = local_runner.run(cfg, workspace, data_root=str(data_root))
-    result = results.latest_run(str(workspace.metadata_path), name, cfg)
-    print(results.format_run(cfg, result))
-    return workspace, data_root, result
+def run(pipeline_run):
+    return pipeline_run.workspace, pipeline_run.data_root, pipeline_run.result
 
 
 def test_every_component_ran(run):

@@ -1,52 +1,48 @@
 """Builds a multi-task Keras model from the configuration.
 
-The architecture (the "bottom") turns the shared input into one representation per task; what
-follows is common to all: a tower per task, the output activation by task type, ESMM chaining for
-tasks that follow another (p(purchase) = p(click) · p(purchase | click)), and the fused ranking score.
-No feature or task name appears here; they all come from the configuration.
+The architecture (the "bottom", see `bottoms`) turns the shared input into one representation per
+task; what follows is common to all: a tower per task, the output activation by task type, ESMM
+chaining for tasks that follow another (p(purchase) = p(click) · p(purchase | click)), and the fused
+ranking score. No feature or task name appears here; they all come from the configuration.
+
+Two Keras models share every weight: `model` (serving: transformed features in, outputs out) and
+`training_model` (what is compiled and fitted: the same, plus the position input and its bias tower
+when `model.position_bias` is set). The serving model is never compiled, so its export carries no
+training-only object (custom losses, the optimizer, the position tower).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, Tuple
+from typing import Dict, List, Optional
 
 import mtrank  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
 from mtrank import config as config_lib
-from mtrank.models import layers
+from mtrank.models import bottoms, layers
+from mtrank.models import losses as losses_lib
 
 SCORE_OUTPUT = "score"
-
-# bottom(cfg, shared_input) -> ({task: representation [B, U]}, {task: gate weights [B, N]})
-Bottom = Callable[[config_lib.Config, tf.Tensor], Tuple[Dict[str, tf.Tensor], Dict[str, tf.Tensor]]]
-
-
-def mmoe_bottom(cfg: config_lib.Config, shared: tf.Tensor):
-    """Multi-gate Mixture-of-Experts (Ma et al., KDD 2018): shared experts, one softmax gate per task."""
-    m = cfg.model
-    experts = layers.Experts(m.num_experts, m.expert_units, dropout=m.dropout, l2=m.l2, seed=m.seed,
-                             name="experts")(shared)
-    reps, gates = {}, {}
-    for i, task in enumerate(cfg.tasks):
-        gates[task.name] = layers.Gate(m.num_experts, seed=m.seed + 101 + i, name=f"gate_{task.name}")(shared)
-        reps[task.name] = layers.mix(experts, gates[task.name])
-    return reps, gates
-
-
-ARCHITECTURES: Dict[str, Bottom] = {"mmoe": mmoe_bottom}
+ARCHITECTURES = bottoms.ARCHITECTURES
 
 
 @dataclasses.dataclass
 class MultiTaskModel:
     model: keras.Model  # inputs: transformed features; outputs: {task, <task>_given_<parent>, score}
     gates: keras.Model  # same inputs; outputs: {task: gate weights over experts}
+    training_model: Optional[keras.Model] = None  # fit this one; shares all weights with `model`
+    uncertainty: Optional[layers.TaskUncertainty] = None  # learned log-variances (loss_weighting: uncertainty)
+    experts: Dict[str, List[str]] = dataclasses.field(default_factory=dict)  # task -> labels of gated experts
 
     @property
     def trained_outputs(self):
         return [name for name in self.model.output_names]
+
+    @property
+    def trainee(self) -> keras.Model:
+        return self.training_model if self.training_model is not None else self.model
 
 
 def default_cardinalities(cfg: config_lib.Config, vocabulary_size: int = 100) -> Dict[str, int]:
@@ -62,17 +58,8 @@ def cardinality(feature: config_lib.FeatureSpec, vocabulary_size: int) -> int:
     return vocabulary_size + feature.num_oov_buckets
 
 
-def build(cfg: config_lib.Config, cardinalities: Dict[str, int]) -> MultiTaskModel:
-    tf.random.set_seed(cfg.model.seed)
-    inputs = layers.feature_inputs(cfg)
-    shared = layers.embed_inputs(cfg, inputs, cardinalities)
-    reps, gates = ARCHITECTURES[cfg.model.architecture](cfg, shared)
-
-    logits = {
-        t.name: layers.Tower(cfg.model.tower_units, dropout=cfg.model.dropout, seed=cfg.model.seed + 13 * i,
-                             name=f"tower_{t.name}")(reps[t.name])
-        for i, t in enumerate(cfg.tasks)
-    }
+def heads(cfg: config_lib.Config, logits: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """Task logits -> named outputs: activations by task type, ESMM products, the fused score."""
     outputs: Dict[str, tf.Tensor] = {}
     for t in cfg.tasks:
         if t.type == "regression":
@@ -87,17 +74,52 @@ def build(cfg: config_lib.Config, cardinalities: Dict[str, int]) -> MultiTaskMod
     weighted = [outputs[t.name] * t.score_weight for t in cfg.tasks if t.score_weight]
     score = tf.add_n(weighted) if weighted else tf.zeros_like(outputs[cfg.tasks[0].name])
     outputs[SCORE_OUTPUT] = keras.layers.Activation("linear", name=SCORE_OUTPUT)(score)
-
-    model = keras.Model(inputs=inputs, outputs=outputs, name=f"{cfg.model.architecture}_ranker")
-    gate_model = keras.Model(inputs=inputs, outputs=gates, name="gates")
-    return MultiTaskModel(model=model, gates=gate_model)
+    return outputs
 
 
-def losses(cfg: config_lib.Config):
-    """Loss and loss weight per trained output; outputs without an entry (pCVR, score) get no loss."""
-    loss, weights = {}, {}
-    for t in cfg.tasks:
-        loss[t.name] = (keras.losses.BinaryCrossentropy() if t.type == "binary"
-                        else keras.losses.MeanSquaredError())
-        weights[t.name] = t.loss_weight
-    return loss, weights
+def _with_position_bias(cfg: config_lib.Config, logits: Dict[str, tf.Tensor]):
+    """Training-only: the position input, and the logits with the bias tower's logit added to one task."""
+    pb = cfg.model.position_bias
+    position = keras.Input(shape=(), name=pb.transformed_name, dtype=tf.int64)
+    bias = layers.PositionTower(pb.num_buckets, pb.embedding_dim, pb.units, seed=cfg.model.seed + 777,
+                                name="position_tower")(position)
+    biased = dict(logits)
+    biased[pb.task] = keras.layers.Add(name=f"{pb.task}_logit_with_position")([logits[pb.task], bias])
+    return position, biased
+
+
+def build(cfg: config_lib.Config, cardinalities: Dict[str, int]) -> MultiTaskModel:
+    tf.random.set_seed(cfg.model.seed)
+    m = cfg.model
+    inputs = layers.feature_inputs(cfg)
+    shared = layers.embed_inputs(cfg, inputs, cardinalities)
+    task_names = [t.name for t in cfg.tasks]
+    uncertainty = None
+    if m.loss_weighting == "uncertainty":
+        uncertainty = layers.TaskUncertainty(task_names, name="uncertainty_weighting")
+        shared = uncertainty(shared)  # identity: puts the log-variances into the model's weights
+    bottom = ARCHITECTURES[m.architecture](m, task_names, shared)
+
+    logits = {
+        t.name: layers.Tower(m.tower_units, dropout=m.dropout, seed=m.seed + 13 * i,
+                             name=f"tower_{t.name}")(bottom.reps[t.name])
+        for i, t in enumerate(cfg.tasks)
+    }
+    model = keras.Model(inputs=inputs, outputs=heads(cfg, logits), name=f"{m.architecture}_ranker")
+    if m.position_bias is not None:
+        position, biased = _with_position_bias(cfg, logits)
+        training_model = keras.Model(inputs={**inputs, m.position_bias.transformed_name: position},
+                                     outputs=heads(cfg, biased), name=f"{m.architecture}_ranker_training")
+    else:
+        training_model = keras.Model(inputs=inputs, outputs=model.outputs, name=f"{m.architecture}_ranker_training")
+    gate_model = keras.Model(inputs=inputs, outputs=bottom.gates, name="gates")
+    return MultiTaskModel(model=model, gates=gate_model, training_model=training_model,
+                          uncertainty=uncertainty, experts=bottom.experts)
+
+
+def losses(cfg: config_lib.Config, net: Optional[MultiTaskModel] = None):
+    """Loss and loss weight per trained output; outputs without an entry (pCVR, score) get no loss.
+
+    Uncertainty weighting needs the built model (`net`), which owns the learned log-variances.
+    """
+    return losses_lib.losses(cfg, net.uncertainty if net is not None else None)

@@ -62,24 +62,101 @@ class Experts(keras.layers.Layer):
 
 
 class Gate(keras.layers.Layer):
-    """Softmax over experts from the shared input: [B, D] -> [B, N], rows sum to 1."""
+    """Softmax over experts from the gate's input: [B, D] -> [B, N], rows sum to 1.
 
-    def __init__(self, num_experts: int, seed: int = 0, **kwargs):
+    With no hidden `units` it is the paper's softmax layer; with units it is a small gate network,
+    which can route on interactions of the input a linear gate cannot see.
+    """
+
+    def __init__(self, num_experts: int, units: Sequence[int] = (), seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.num_experts = num_experts
+        self.units = list(units)
         self.seed = seed
+        self.hidden = [keras.layers.Dense(u, activation="relu",
+                                          kernel_initializer=keras.initializers.GlorotUniform(seed + 50 + i))
+                       for i, u in enumerate(self.units)]
         self.dense = keras.layers.Dense(num_experts, kernel_initializer=keras.initializers.GlorotUniform(seed))
 
     def call(self, x):
+        for layer in self.hidden:
+            x = layer(x)
         return tf.nn.softmax(self.dense(x), axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "num_experts": self.num_experts, "seed": self.seed}
+        return {**super().get_config(), "num_experts": self.num_experts, "units": self.units, "seed": self.seed}
+
+
+class SoleExpertGate(keras.layers.Layer):
+    """The gate of a single shared network (Shared-Bottom): weight 1 on its one expert, [B, D] -> [B, 1].
+
+    Lets Shared-Bottom go through the same `mix` and the same gate diagnostics as every other bottom.
+    """
+
+    def call(self, x):
+        return tf.ones_like(x[:, :1])
 
 
 def mix(experts: tf.Tensor, gate: tf.Tensor) -> tf.Tensor:
     """Gate-weighted sum of expert outputs: [B, N, U] x [B, N] -> [B, U]. The one place it is written."""
     return tf.einsum("bnu,bn->bu", experts, gate)
+
+
+def pool(groups: Sequence[tf.Tensor]) -> tf.Tensor:
+    """Expert outputs of several groups side by side, [B, N_i, U] ... -> [B, sum N_i, U] (CGC/PLE gates
+    choose among a task's own experts and the shared ones)."""
+    return groups[0] if len(groups) == 1 else tf.concat(list(groups), axis=1)
+
+
+class PositionTower(keras.layers.Layer):
+    """Shallow tower over the position bucket, [B] int -> [B, 1] logit (YouTube ranking, RecSys 2019).
+
+    Its logit is added to one task's logit only while training, so the main towers learn relevance
+    with the position effect explained away, and serving needs no position.
+    """
+
+    def __init__(self, num_buckets: int, embedding_dim: int, units: Sequence[int], seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_buckets = num_buckets
+        self.embedding_dim = embedding_dim
+        self.units = list(units)
+        self.seed = seed
+        self.embed = keras.layers.Embedding(num_buckets + 1, embedding_dim,
+                                            embeddings_initializer=keras.initializers.RandomUniform(-EMB_INIT, EMB_INIT, seed))
+        self.tower = Tower(self.units, seed=seed + 1)
+
+    def call(self, position):
+        bucket = tf.clip_by_value(tf.cast(position, tf.int64), 0, self.num_buckets)  # deeper positions share one
+        return self.tower(self.embed(bucket))
+
+    def get_config(self):
+        return {**super().get_config(), "num_buckets": self.num_buckets, "embedding_dim": self.embedding_dim,
+                "units": self.units, "seed": self.seed}
+
+
+class TaskUncertainty(keras.layers.Layer):
+    """One learned log-variance s_k per task (Kendall, Gal & Cipolla, CVPR 2018), unclipped.
+
+    An identity on its input: it sits in the graph only so that the model owns and saves the
+    variables; `mtrank.models.losses` reads them to weigh each task's loss by exp(-s_k).
+    """
+
+    def __init__(self, task_names: Sequence[str], **kwargs):
+        super().__init__(**kwargs)
+        self.task_names = list(task_names)
+
+    def build(self, input_shape):
+        self.log_vars = self.add_weight(name="log_vars", shape=(len(self.task_names),), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, x):
+        return x
+
+    def log_var(self, task: str) -> tf.Tensor:
+        return self.log_vars[self.task_names.index(task)]
+
+    def get_config(self):
+        return {**super().get_config(), "task_names": self.task_names}
 
 
 class Tower(keras.layers.Layer):

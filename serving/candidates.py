@@ -1,0 +1,122 @@
+"""Candidates to rank: rows read from a CSV or JSON file, turned into what the model's signatures take.
+
+One request usually carries one user and many items, so a JSON file may give the shared columns once
+(`{"context": {...}, "candidates": [{...}, ...]}`) instead of repeating them on every row. The input
+columns and their types come from the configuration, never from this module, so a data set change
+is a configuration change.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Sequence
+
+import mtrank  # noqa: F401
+import numpy as np
+
+from mtrank import config as config_lib
+
+Row = Dict[str, Any]
+
+NUMPY_DTYPES = {"string": object, "int": np.int64, "float": np.float32}
+
+
+class CandidateError(ValueError):
+    """A candidates file or row the model cannot score; the message names the file, row and column."""
+
+
+def read_candidates(path: str | Path) -> List[Row]:
+    """Reads candidate rows from `.csv` (header row) or `.json` (a list of rows, or context + candidates)."""
+    path = Path(path)
+    if not path.exists():
+        raise CandidateError(f"candidates file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(newline="") as f:
+            rows: List[Row] = [dict(r) for r in csv.DictReader(f)]
+    elif suffix in (".json", ".jsonl"):
+        rows = _read_json(path)
+    else:
+        raise CandidateError(f"{path}: unknown candidates format {suffix!r}; use .csv or .json")
+    if not rows:
+        raise CandidateError(f"{path}: no candidates in the file")
+    return rows
+
+
+def _read_json(path: Path) -> List[Row]:
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".jsonl":
+            payload: Any = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            payload = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CandidateError(f"{path}: not valid JSON: {e}") from None
+    context: Row = {}
+    if isinstance(payload, dict):
+        if "candidates" not in payload:
+            raise CandidateError(f"{path}: a JSON object needs a 'candidates' list (and optionally 'context')")
+        context = dict(payload.get("context") or {})
+        payload = payload["candidates"]
+    if not isinstance(payload, list) or not all(isinstance(r, dict) for r in payload):
+        raise CandidateError(f"{path}: candidates must be a list of objects (one per candidate)")
+    return [{**context, **row} for row in payload]
+
+
+def _value(cfg: config_lib.Config, row: Mapping[str, Any], index: int, column: str):
+    if column not in row or row[column] is None or row[column] == "":
+        raise CandidateError(f"candidate {index}: missing input column {column!r}; the model reads "
+                             f"{cfg.input_columns} (configuration {cfg.source})")
+    value, dtype = row[column], cfg.feature_dtype(column)
+    try:
+        if dtype == "string":
+            return value if isinstance(value, bytes) else str(value).encode()
+        if dtype == "int":
+            number = float(value)
+            if not number.is_integer():
+                raise ValueError(f"{value!r} is not a whole number")
+            return int(number)
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"{value!r} is not finite")
+        return number
+    except (TypeError, ValueError) as e:
+        raise CandidateError(f"candidate {index}: column {column!r} must be {dtype}: {e}") from None
+
+
+def to_example(cfg: config_lib.Config, row: Mapping[str, Any], index: int = 0):
+    """One candidate as a tf.Example holding the input columns only (labels never reach serving)."""
+    import tensorflow as tf
+
+    feature = {}
+    for column in cfg.input_columns:
+        value, dtype = _value(cfg, row, index, column), cfg.feature_dtype(column)
+        if dtype == "string":
+            feature[column] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+        elif dtype == "int":
+            feature[column] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+        else:
+            feature[column] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def to_serialized_examples(cfg: config_lib.Config, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Input of the `serving_default` signature: a [N] string array of serialized tf.Examples."""
+    return np.array([to_example(cfg, row, i).SerializeToString() for i, row in enumerate(rows)], dtype=object)
+
+
+def to_raw_columns(cfg: config_lib.Config, rows: Sequence[Mapping[str, Any]]) -> Dict[str, np.ndarray]:
+    """Input of the raw-feature signature: one [N] array per input column, typed as configured."""
+    return {column: np.array([_value(cfg, row, i, column) for i, row in enumerate(rows)],
+                             dtype=NUMPY_DTYPES[cfg.feature_dtype(column)])
+            for column in cfg.input_columns}
+
+
+def id_columns(rows: Sequence[Mapping[str, Any]], cfg: config_lib.Config) -> List[str]:
+    """Columns that identify a candidate in printed output: those in the file that are not model inputs,
+    labels or oracle columns (item ids and the like), in file order."""
+    hidden = set(cfg.input_columns) | set(cfg.label_columns) | set(cfg.oracle_columns)
+    return [c for c in rows[0] if c not in hidden] if rows else []

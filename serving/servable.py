@@ -1,0 +1,127 @@
+"""One loaded model version and how it answers a PredictRequest, with TF Serving's status codes.
+
+Inputs are checked against the signature before anything runs (names, dtypes, ranks), so a bad
+request gets INVALID_ARGUMENT naming the model, version and tensor at fault, the way TF Serving
+answers it, instead of an internal error from deep inside the graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Dict, Iterable, Mapping
+
+import grpc
+import mtrank  # noqa: F401
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow.python.saved_model import loader_impl
+
+DEFAULT_SIGNATURE = "serving_default"
+_GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class ServingStatus(Exception):
+    """An answer that is not OK: a gRPC status code and a message for the caller."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _first_line(message: str) -> str:
+    """TensorFlow errors carry the graph trace after the first lines; the caller needs the reason only."""
+    return message.strip().split("\n\t")[0].split("\n")[0]
+
+
+@dataclasses.dataclass
+class Servable:
+    """A version ready to answer: its SavedModel, its signatures and their SignatureDefs."""
+
+    model_name: str
+    version: int
+    path: str
+    saved_model: object  # keeps the loaded functions and variables alive
+    signatures: Dict[str, object]
+    signature_defs: Dict[str, meta_graph_pb2.SignatureDef]
+
+    @property
+    def where(self) -> str:
+        return f"model {self.model_name!r} version {self.version}"
+
+    def signature(self, name: str):
+        name = name or DEFAULT_SIGNATURE
+        if name not in self.signatures:
+            raise ServingStatus(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"Serving signature key \"{name}\" not found in {self.where}; "
+                                f"signatures are {sorted(self.signatures)}")
+        return name, self.signatures[name]
+
+    def _tensors(self, signature_name: str, fn, inputs: Mapping[str, object]):
+        specs = fn.structured_input_signature[1]
+        unknown = sorted(set(inputs) - set(specs))
+        if unknown:
+            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"input tensor alias not found in signature: {', '.join(unknown)}. Inputs expected "
+                                f"to be in the set {{{','.join(sorted(specs))}}} ({self.where}, signature "
+                                f"{signature_name!r})")
+        missing = sorted(set(specs) - set(inputs))
+        if missing:
+            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"request is missing input(s) {missing} of signature {signature_name!r} of "
+                                f"{self.where}; it expects {sorted(specs)}")
+        tensors = {}
+        for name, spec in specs.items():
+            proto = inputs[name]
+            if proto.dtype != spec.dtype.as_datatype_enum:
+                given = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "an unset dtype"
+                raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"input {name!r} of signature {signature_name!r} of {self.where} must be "
+                                    f"{spec.dtype.name}, but {given} was provided")
+            try:
+                value = tf.make_ndarray(proto)
+            except Exception as e:  # a TensorProto whose content does not match its shape
+                raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"input {name!r} of {self.where} is not a valid tensor: {e}") from None
+            if not spec.shape.is_compatible_with(value.shape):
+                raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"input {name!r} of signature {signature_name!r} of {self.where} has shape "
+                                    f"{list(value.shape)}; the signature expects {spec.shape}")
+            tensors[name] = tf.constant(value, dtype=spec.dtype)
+        return tensors
+
+    def run(self, signature_name: str, inputs: Mapping, output_filter: Iterable[str] = ()) -> Dict[str, object]:
+        """Runs one request; returns output name -> TensorProto, only the filtered outputs when a filter is given."""
+        signature_name, fn = self.signature(signature_name)
+        output_names = list(fn.structured_outputs)
+        wanted = list(dict.fromkeys(output_filter)) or output_names
+        unknown = [o for o in wanted if o not in output_names]
+        if unknown:
+            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"output tensor alias not found in signature: {', '.join(unknown)} Outputs expected "
+                                f"to be in the set {{{','.join(sorted(output_names))}}} ({self.where})")
+        tensors = self._tensors(signature_name, fn, inputs)
+        try:
+            outputs = fn(**tensors)
+        except tf.errors.OpError as e:
+            code = _GRPC_CODES.get(e.error_code, grpc.StatusCode.INTERNAL)
+            raise ServingStatus(code, f"{_first_line(e.message)} ({self.where}, signature {signature_name!r})") from None
+        except (TypeError, ValueError) as e:
+            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"{_first_line(str(e))} ({self.where}, signature {signature_name!r})") from None
+        return {name: tf.make_tensor_proto(outputs[name].numpy()) for name in wanted}
+
+
+def load_servable(model_name: str, version: int, path: str) -> Servable:
+    """Loads a complete version folder; any failure raises, and the caller keeps the previous version."""
+    if not any(os.path.exists(os.path.join(path, f)) for f in ("saved_model.pb", "saved_model.pbtxt")):
+        raise FileNotFoundError(f"{path} has no saved_model.pb; it is not a complete SavedModel")
+    saved_model = tf.saved_model.load(path)
+    signatures = dict(saved_model.signatures)
+    if not signatures:
+        raise ValueError(f"{path} has no serving signatures; export the model with `signatures=`")
+    meta_graph = loader_impl.parse_saved_model(path).meta_graphs[0]
+    defs = {name: meta_graph.signature_def[name] for name in signatures if name in meta_graph.signature_def}
+    return Servable(model_name=model_name, version=version, path=path, saved_model=saved_model,
+                    signatures=signatures, signature_defs=defs)

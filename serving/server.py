@@ -1,0 +1,271 @@
+"""A server that speaks TF Serving's gRPC API, for development and tests (production runs the official
+`tensorflow/serving` image; see serving/README.md).
+
+It answers PredictionService.Predict and GetModelMetadata and ModelService.GetModelStatus with the
+protos of tensorflow-serving-api and TF Serving's status codes; Classify, Regress, MultiInference and
+HandleReloadConfigRequest answer UNIMPLEMENTED. It reads the same `<base_path>/<version>/` layout and
+the same `models.config` (version policy, labels) as TF Serving, and polls for new versions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent import futures
+from typing import Dict, List, Optional, Sequence
+
+import grpc
+import mtrank  # noqa: F401
+from google.protobuf import any_pb2, text_format
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_pb2,
+                                     model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.config import model_server_config_pb2
+
+from serving.servable import ServingStatus
+from serving.versions import ModelConfig, ModelVersions, VersionPolicy
+
+log = logging.getLogger("mtrank.serving")
+
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # large candidate lists must not hit gRPC's 4 MiB default
+SIGNATURE_DEF_FIELD = "signature_def"
+
+
+# ---- configuration ----------------------------------------------------------------------------------------
+def read_model_config_file(path: str, serving_root: Optional[str] = None) -> List[ModelConfig]:
+    """Models of a TF Serving `models.config` (ModelServerConfig text proto).
+
+    With `serving_root`, each model's versions are looked for under `<serving_root>/<name>/` instead of
+    the file's `base_path` (which names a path inside the container); relative base paths are relative
+    to the file's folder.
+    """
+    try:
+        with open(path) as f:
+            parsed = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+    except (OSError, text_format.ParseError) as e:
+        raise ValueError(f"{path}: not a readable ModelServerConfig text proto: {e}") from None
+    if parsed.WhichOneof("config") != "model_config_list":
+        raise ValueError(f"{path}: only model_config_list is supported (no custom_model_config)")
+    configs = []
+    for m in parsed.model_config_list.config:
+        if m.model_platform not in ("", "tensorflow"):
+            raise ValueError(f"{path}: model {m.name!r} has platform {m.model_platform!r}; only tensorflow is served")
+        if not m.name:
+            raise ValueError(f"{path}: a model config has no name")
+        if serving_root:
+            base = os.path.join(serving_root, m.name)
+        elif os.path.isabs(m.base_path) or "://" in m.base_path:
+            base = m.base_path
+        else:
+            base = os.path.join(os.path.dirname(os.path.abspath(path)), m.base_path)
+        configs.append(ModelConfig(name=m.name, base_path=base, policy=policy_from_proto(m.model_version_policy),
+                                   labels=dict(m.version_labels)))
+    if not configs:
+        raise ValueError(f"{path}: model_config_list names no model")
+    return configs
+
+
+def policy_from_proto(policy) -> VersionPolicy:
+    kind = policy.WhichOneof("policy_choice")
+    if kind == "all":
+        return VersionPolicy("all")
+    if kind == "specific":
+        return VersionPolicy("specific", versions=tuple(policy.specific.versions))
+    if kind == "latest":
+        return VersionPolicy("latest", num_versions=policy.latest.num_versions or 1)
+    return VersionPolicy()  # TF Serving's default: the newest version only
+
+
+# ---- gRPC services ----------------------------------------------------------------------------------------
+def _answer_errors(method):
+    """Turns ServingStatus into the gRPC status; anything unexpected becomes INTERNAL, logged with its request."""
+
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except ServingStatus as e:
+            context.abort(e.code, e.message)
+        except Exception as e:  # noqa: BLE001 - a server must answer, whatever went wrong
+            log.exception("%s failed for %s", method.__name__, request.model_spec)
+            context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
+class Models:
+    """The served models by name, and how a ModelSpec picks one version of one of them."""
+
+    def __init__(self, models: Sequence[ModelVersions]):
+        self.by_name: Dict[str, ModelVersions] = {m.name: m for m in models}
+
+    def model(self, spec: model_pb2.ModelSpec) -> ModelVersions:
+        if not spec.name:
+            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT, "Missing model name in ModelSpec; set model_spec.name")
+        if spec.name not in self.by_name:
+            choice = f"Specific({spec.name}, {spec.version.value})" if spec.HasField("version") else f"Latest({spec.name})"
+            raise ServingStatus(grpc.StatusCode.NOT_FOUND,
+                                f"Servable not found for request: {choice}; this server serves "
+                                f"{sorted(self.by_name)}")
+        return self.by_name[spec.name]
+
+    def servable(self, spec: model_pb2.ModelSpec):
+        model = self.model(spec)
+        version = spec.version.value if spec.HasField("version") else None
+        return model.resolve(version=version, label=spec.version_label)
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, models: Models):
+        self.models = models
+
+    @_answer_errors
+    def Predict(self, request, context):
+        servable = self.models.servable(request.model_spec)
+        signature_name, _ = servable.signature(request.model_spec.signature_name)
+        outputs = servable.run(signature_name, request.inputs, request.output_filter)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = servable.model_name
+        response.model_spec.version.value = servable.version
+        response.model_spec.signature_name = signature_name
+        for name, proto in outputs.items():
+            response.outputs[name].CopyFrom(proto)
+        return response
+
+    @_answer_errors
+    def GetModelMetadata(self, request, context):
+        fields = list(request.metadata_field)
+        if not fields:
+            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                "GetModelMetadataRequest must specify at least one metadata_field (signature_def)")
+        unsupported = [f for f in fields if f != SIGNATURE_DEF_FIELD]
+        if unsupported:
+            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"Metadata field {unsupported[0]} is not supported; use {SIGNATURE_DEF_FIELD}")
+        servable = self.models.servable(request.model_spec)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for name, signature_def in servable.signature_defs.items():
+            signature_map.signature_def[name].CopyFrom(signature_def)
+        packed = any_pb2.Any()
+        packed.Pack(signature_map)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = servable.model_name
+        response.model_spec.version.value = servable.version
+        response.metadata[SIGNATURE_DEF_FIELD].CopyFrom(packed)
+        return response
+
+    def _unimplemented(self, request, context):
+        context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      "the built-in development server answers Predict and GetModelMetadata only; use the "
+                      "official tensorflow/serving image for Classify, Regress and MultiInference")
+
+    Classify = Regress = MultiInference = _unimplemented
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, models: Models):
+        self.models = models
+
+    @_answer_errors
+    def GetModelStatus(self, request, context):
+        model = self.models.model(request.model_spec)
+        spec = request.model_spec
+        version = spec.version.value if spec.HasField("version") else None
+        if spec.version_label:
+            version = model.resolve(label=spec.version_label).version
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for status in model.statuses(version):
+            entry = response.model_version_status.add(version=status.version, state=status.state)
+            entry.status.error_code = status.error_code
+            entry.status.error_message = status.error_message
+        return response
+
+    def HandleReloadConfigRequest(self, request, context):
+        context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      "the built-in development server reads its configuration at start; restart it to change it")
+
+
+# ---- the server -------------------------------------------------------------------------------------------
+class ModelServer:
+    """Loads the configured models, serves them on `host:port`, and polls their folders for new versions."""
+
+    def __init__(self, configs: Sequence[ModelConfig], port: int = 8500, host: str = "127.0.0.1",
+                 poll_seconds: float = 1.0, max_workers: int = 8):
+        if not configs:
+            raise ValueError("no model to serve; give a model name and base path or a models.config")
+        self.models = [ModelVersions(c) for c in configs]
+        self.host, self.port, self.poll_seconds = host, port, poll_seconds
+        self._max_workers = max_workers
+        self._stop = threading.Event()
+        self._grpc: Optional[grpc.Server] = None
+        self._poller: Optional[threading.Thread] = None
+
+    @property
+    def target(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def poll_once(self) -> None:
+        for model in self.models:
+            try:
+                model.poll()
+            except Exception:  # noqa: BLE001 - a scan error (permissions, a vanished disk) must not end polling
+                log.exception("polling model %r at %s failed; retrying at the next poll", model.name,
+                              model.config.base_path)
+
+    def wait_until_available(self, timeout_s: float) -> bool:
+        """Polls until every model serves a version, or `timeout_s` passes (bounded by time and count)."""
+        deadline = time.monotonic() + timeout_s
+        for _ in range(max(2, int(timeout_s / max(self.poll_seconds, 0.01)) + 2)):
+            self.poll_once()
+            if all(m.served for m in self.models) or time.monotonic() >= deadline:
+                break
+            time.sleep(min(self.poll_seconds, max(0.0, deadline - time.monotonic())))
+        return all(m.served for m in self.models)
+
+    def start(self, wait_for_models_s: float = 0.0) -> "ModelServer":
+        """Binds the port and starts serving and polling. With `wait_for_models_s`, loads first (bounded)."""
+        if wait_for_models_s > 0 and not self.wait_until_available(wait_for_models_s):
+            missing = [f"{m.name} ({m.config.base_path})" for m in self.models if not m.served]
+            log.warning("no version loaded yet for %s; serving anyway and polling every %.1f s",
+                        missing, self.poll_seconds)
+        models = Models(self.models)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._max_workers),
+                             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                                      ("grpc.so_reuseport", 0)])
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(models), server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(models), server)
+        bound = server.add_insecure_port(f"{self.host}:{self.port}")
+        if not bound:
+            raise OSError(f"cannot listen on {self.host}:{self.port}; is another server using the port? "
+                          "Choose another with --port")
+        self.port = bound
+        server.start()
+        self._grpc = server
+        self._poller = threading.Thread(target=self._poll_loop, name="model-poller", daemon=True)
+        self._poller.start()
+        log.info("serving %s on %s", [m.name for m in self.models], self.target)
+        return self
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            self.poll_once()
+
+    def stop(self, grace_s: float = 1.0) -> None:
+        self._stop.set()
+        if self._grpc is not None:
+            self._grpc.stop(grace_s).wait(grace_s + 5)
+        if self._poller is not None:
+            self._poller.join(timeout=60)  # a load in progress finishes first
+
+    def wait(self) -> None:
+        """Blocks until the server stops (Ctrl-C in `mtrank serve`)."""
+        if self._grpc is not None:
+            self._grpc.wait_for_termination()
+
+    def __enter__(self) -> "ModelServer":
+        return self if self._grpc else self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

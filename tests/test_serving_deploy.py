@@ -1,0 +1,148 @@
+"""The deployment files for the official TF Serving image parse as what TF Serving reads, and agree with
+each other, with the README's docker line and with the configuration (model name, ports, paths).
+
+tensorflow-serving-api ships ModelServerConfig but not BatchingParameters or MonitoringConfig; those two
+messages are declared here with TF Serving's field names and numbers (session_bundle_config.proto,
+monitoring_config.proto), so a misspelt field fails the test as it would fail the server.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
+from tensorflow_serving.config import model_server_config_pb2
+
+from serving.server import read_model_config_file
+
+DEPLOY = Path(__file__).resolve().parent.parent / "serving" / "deploy"
+README = DEPLOY.parent / "README.md"
+GRPC_PORT, REST_PORT = 8500, 8501
+Field = descriptor_pb2.FieldDescriptorProto
+
+
+def _tf_serving_messages():
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    proto = descriptor_pb2.FileDescriptorProto(name="tf_serving_deploy_subset.proto", package="tensorflow.serving",
+                                               syntax="proto3", dependency=["google/protobuf/wrappers.proto"])
+    batching = proto.message_type.add(name="BatchingParameters")
+    for name, number, wrapper in [("max_batch_size", 1, "Int64Value"), ("batch_timeout_micros", 2, "Int64Value"),
+                                  ("max_enqueued_batches", 3, "Int64Value"), ("num_batch_threads", 4, "Int64Value"),
+                                  ("thread_pool_name", 5, "StringValue")]:
+        batching.field.add(name=name, number=number, type=Field.TYPE_MESSAGE, label=Field.LABEL_OPTIONAL,
+                           type_name=f".google.protobuf.{wrapper}")
+    batching.field.add(name="allowed_batch_sizes", number=6, type=Field.TYPE_INT64, label=Field.LABEL_REPEATED)
+    batching.field.add(name="pad_variable_length_inputs", number=7, type=Field.TYPE_BOOL, label=Field.LABEL_OPTIONAL)
+    prometheus = proto.message_type.add(name="PrometheusConfig")
+    prometheus.field.add(name="enable", number=1, type=Field.TYPE_BOOL, label=Field.LABEL_OPTIONAL)
+    prometheus.field.add(name="path", number=2, type=Field.TYPE_STRING, label=Field.LABEL_OPTIONAL)
+    monitoring = proto.message_type.add(name="MonitoringConfig")
+    monitoring.field.add(name="prometheus_config", number=1, type=Field.TYPE_MESSAGE, label=Field.LABEL_OPTIONAL,
+                         type_name=".tensorflow.serving.PrometheusConfig")
+    pool.Add(proto)
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tensorflow.serving.{name}"))
+            for name in ("BatchingParameters", "MonitoringConfig")}
+
+
+MESSAGES = _tf_serving_messages()
+
+
+def parse(path: Path, message):
+    return text_format.Parse(path.read_text(), message)
+
+
+@pytest.fixture(scope="module")
+def models_config():
+    return parse(DEPLOY / "models.config", model_server_config_pb2.ModelServerConfig())
+
+
+@pytest.fixture(scope="module")
+def kube():
+    docs = list(yaml.safe_load_all((DEPLOY / "kubernetes.yaml").read_text()))
+    return {d["kind"]: d for d in docs}
+
+
+@pytest.fixture(scope="module")
+def container(kube):
+    (c,) = kube["Deployment"]["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def flags(container):
+    return dict(a[2:].split("=", 1) for a in container["args"])
+
+
+def test_models_config_keeps_two_versions_with_stable_and_canary(cfg, models_config):
+    (model,) = models_config.model_config_list.config
+    assert model.name == cfg.serving.model_name
+    assert model.model_platform == "tensorflow"
+    assert model.base_path == f"/models/{cfg.serving.model_name}"
+    assert model.model_version_policy.WhichOneof("policy_choice") == "latest"
+    assert model.model_version_policy.latest.num_versions == 2
+    assert set(model.version_labels) == {"stable", "canary"}
+    assert model.version_labels["stable"] <= model.version_labels["canary"]
+    # the built-in server reads the same file: same policy and labels
+    (local,) = read_model_config_file(str(DEPLOY / "models.config"), serving_root="/tmp/x")
+    assert (local.policy.kind, local.policy.num_versions) == ("latest", 2)
+    assert dict(local.labels) == dict(model.version_labels)
+    assert local.base_path == f"/tmp/x/{cfg.serving.model_name}"
+
+
+def test_batching_parameters_suit_requests_of_a_thousand_candidates(container):
+    params = parse(DEPLOY / "batching_parameters.txt", MESSAGES["BatchingParameters"]())
+    assert params.max_batch_size.value >= 2 * 1000  # two full requests of 1,000 candidates fit in one batch
+    assert 0 < params.batch_timeout_micros.value <= 2000  # waiting for a batch stays under the latency budget
+    assert params.num_batch_threads.value >= 1
+    assert params.num_batch_threads.value <= int(container["resources"]["limits"]["cpu"])
+
+
+def test_monitoring_config_exposes_prometheus(kube):
+    monitoring = parse(DEPLOY / "monitoring.config", MESSAGES["MonitoringConfig"]())
+    assert monitoring.prometheus_config.enable
+    assert monitoring.prometheus_config.path == "/monitoring/prometheus/metrics"
+    annotations = kube["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/path"] == monitoring.prometheus_config.path
+    assert int(annotations["prometheus.io/port"]) == REST_PORT
+
+
+def test_kubernetes_deployment_and_service_agree(cfg, kube, container, models_config):
+    deployment, service = kube["Deployment"], kube["Service"]
+    assert container["image"].startswith("tensorflow/serving:")
+    args = flags(container)
+    assert int(args["port"]) == GRPC_PORT and int(args["rest_api_port"]) == REST_PORT
+    assert args["enable_batching"] == "true"
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"grpc": GRPC_PORT, "http": REST_PORT}
+
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert set(mounts) == set(volumes)
+    for flag, name in [("model_config_file", "models.config"), ("batching_parameters_file", "batching_parameters.txt"),
+                       ("monitoring_config_file", "monitoring.config")]:
+        assert args[flag] == f"{mounts['config']}/{name}"
+        assert (DEPLOY / name).exists()
+    assert "configMap" in volumes["config"]
+    (model,) = models_config.model_config_list.config
+    assert model.base_path.startswith(mounts["models"].rstrip("/") + "/")
+
+    probe = container["readinessProbe"]["httpGet"]
+    assert probe == {"path": f"/v1/models/{cfg.serving.model_name}", "port": REST_PORT}
+
+    assert deployment["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    assert deployment["spec"]["template"]["metadata"]["labels"].items() >= service["spec"]["selector"].items()
+    assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
+        "grpc": (GRPC_PORT, "grpc"), "http": (REST_PORT, "http")}
+
+
+def test_readme_docker_line_uses_the_same_files_and_ports(cfg, models_config):
+    text = README.read_text()
+    match = re.search(r"docker run .*?(?=\n```)", text, re.S)
+    assert match, "serving/README.md needs the docker run line"
+    docker = match.group(0)
+    for needle in (f"{GRPC_PORT}:{GRPC_PORT}", f"{REST_PORT}:{REST_PORT}", "tensorflow/serving:",
+                   "--model_config_file=/config/models.config", "--enable_batching=true",
+                   "--batching_parameters_file=/config/batching_parameters.txt",
+                   "--monitoring_config_file=/config/monitoring.config", "serving/deploy:/config",
+                   f"{models_config.model_config_list.config[0].base_path.rsplit('/', 1)[0]}"):
+        assert needle in docker, needle

@@ -7,10 +7,9 @@ Models: the project's own blocks (`mtrank.models.bottoms` and `layers.Tower`), b
 counts: MMoE as in the paper (8 experts of 16 ReLU units, a softmax gate per task, towers of 8 units);
 OMoE and Shared-Bottom widened until their parameter count is nearest MMoE's.
 All three architectures of one (ρ, seed) train side by side in one Keras model: their weights are
-disjoint and Adam is per-weight, so this is the same as three separate runs on the same batches,
-traced once instead of three times.
+disjoint and Adam is per-weight, so this is the same as three separate runs on the same batches.
 
-    .venv/bin/python bench/mmoe_study.py            # ~4-6 minutes on 2 CPU cores
+    .venv/bin/python bench/mmoe_study.py            # ~5-8 minutes on 2 shared CPU cores
     .venv/bin/python bench/mmoe_study.py --quick    # smoke run: 1 seed, 2 epochs
 
 Writes bench/results/mmoe_study.{md,json,png}.
@@ -50,9 +49,9 @@ class Study:
     seeds: Tuple[int, ...] = (0, 1, 2, 3, 4)
     n_train: int = 10_000
     n_test: int = 5_000
-    epochs: int = 40
-    batch_size: int = 128
-    learning_rate: float = 1e-3
+    epochs: int = 60
+    batch_size: int = 256
+    learning_rate: float = 2e-3
     num_experts: int = 8
     expert_units: int = 16
     tower_units: int = 8
@@ -111,22 +110,43 @@ def matched_widths(study: Study) -> Dict[str, Tuple[int, int]]:
     return widths
 
 
-def run_one(study: Study, rho: float, seed: int, widths: Dict[str, Tuple[int, int]]) -> Dict[str, List[float]]:
-    """Trains the three architectures side by side; returns test MSE per task for each."""
-    keras.backend.clear_session()
-    tf.random.set_seed(seed)
-    x_train, y_train = make_data(study, rho, seed, study.n_train, split=1)
-    x_test, y_test = make_data(study, rho, seed, study.n_test, split=2)
-    mean, std = y_train.mean(axis=0), y_train.std(axis=0)  # standardise labels: losses comparable across ρ
-    y_train, y_test = (y_train - mean) / std, (y_test - mean) / std
-    x = keras.Input(shape=(study.d,), name="x")
-    nets = {a: build_arch(study, a, widths[a][0], seed) for a in ARCHS}
-    together = keras.Model(x, {a: nets[a](x) for a in ARCHS})
-    together.compile(optimizer=keras.optimizers.Adam(study.learning_rate), loss={a: "mse" for a in ARCHS})
-    together.fit(x_train, {a: y_train for a in ARCHS}, batch_size=study.batch_size, epochs=study.epochs,
-                 shuffle=True, verbose=0)
-    pred = together.predict(x_test, batch_size=4096, verbose=0)
-    return {a: ((pred[a] - y_test) ** 2).mean(axis=0).round(5).tolist() for a in ARCHS}
+class SideBySide:
+    """The three architectures in one Keras model, traced once and re-initialised for every run.
+
+    Tracing the training step costs more than a run's training on this machine, so the model is built
+    once; each run copies in the initial weights of freshly built networks (seeded) and zeroes Adam.
+    """
+
+    def __init__(self, study: Study, widths: Dict[str, Tuple[int, int]]):
+        self.study, self.widths = study, widths
+        self.model = self._assemble(seed=0)
+        self.model.compile(optimizer=keras.optimizers.Adam(study.learning_rate), loss={a: "mse" for a in ARCHS})
+
+    def _assemble(self, seed: int) -> keras.Model:
+        x = keras.Input(shape=(self.study.d,), name="x")
+        nets = {a: build_arch(self.study, a, self.widths[a][0], seed) for a in ARCHS}
+        return keras.Model(x, {a: nets[a](x) for a in ARCHS})
+
+    def reset(self, seed: int) -> None:
+        tf.random.set_seed(seed)
+        self.model.set_weights(self._assemble(seed).get_weights())
+        for variable in self.model.optimizer.variables:
+            variable.assign(tf.zeros_like(variable))
+
+    def run(self, rho: float, seed: int) -> Dict[str, Dict[str, List[float]]]:
+        """Trains on one (ρ, seed) data set; test MSE and last-epoch training loss per architecture and task."""
+        s = self.study
+        self.reset(seed)
+        x_train, y_train = make_data(s, rho, seed, s.n_train, split=1)
+        x_test, y_test = make_data(s, rho, seed, s.n_test, split=2)
+        mean, std = y_train.mean(axis=0), y_train.std(axis=0)  # standardised labels: comparable across ρ
+        y_train, y_test = (y_train - mean) / std, (y_test - mean) / std
+        self.model.fit(x_train, {a: y_train for a in ARCHS}, batch_size=s.batch_size, epochs=s.epochs,
+                       shuffle=True, verbose=0)
+        test = self.model.predict(x_test, batch_size=4096, verbose=0)
+        train = self.model.predict(x_train, batch_size=4096, verbose=0)
+        return {"test_mse": {a: ((test[a] - y_test) ** 2).mean(axis=0).round(5).tolist() for a in ARCHS},
+                "train_mse": {a: ((train[a] - y_train) ** 2).mean(axis=0).round(5).tolist() for a in ARCHS}}
 
 
 def summarise(study: Study, runs: List[Dict]) -> Dict:
@@ -134,8 +154,12 @@ def summarise(study: Study, runs: List[Dict]) -> Dict:
     for rho in study.rhos:
         for arch in ARCHS:
             losses = np.array([r["test_mse"][arch] for r in runs if r["rho"] == rho])  # [seeds, tasks]
+            train = np.array([r["train_mse"][arch] for r in runs if r["rho"] == rho])
+            ddof = 1 if len(losses) > 1 else 0
             table[f"{rho}/{arch}"] = {"rho": rho, "arch": arch, "mean": losses.mean(axis=0).round(4).tolist(),
-                                      "std": losses.std(axis=0, ddof=1 if len(losses) > 1 else 0).round(4).tolist(),
+                                      "std": losses.std(axis=0, ddof=ddof).round(4).tolist(),
+                                      "train_mean": train.mean(axis=0).round(4).tolist(),
+                                      "train_std": train.std(axis=0, ddof=ddof).round(4).tolist(),
                                       "n": len(losses)}
     return table
 
@@ -182,11 +206,12 @@ def write_markdown(study: Study, table: Dict, widths: Dict, lines: List[str], se
         shape = f"1 network of {w} units" if arch == "shared_bottom" else f"{study.num_experts} experts × {w} units"
         out.append(f"| {arch} | {shape}, towers [{study.tower_units}] | {n} |")
     out += ["", "Test MSE (standardised labels), mean ± std:", "",
-            "| ρ | model | task 1 | task 2 |", "|---|---|---|---|"]
+            "| ρ | model | task 1 test | task 2 test | task 1 train | task 2 train |", "|---|---|---|---|---|---|"]
     for rho in study.rhos:
         for arch in ARCHS:
             r = table[f"{rho}/{arch}"]
-            out.append(f"| {rho} | {arch} | {r['mean'][0]:.4f} ± {r['std'][0]:.4f} | {r['mean'][1]:.4f} ± {r['std'][1]:.4f} |")
+            cells = [f"{r[k][i]:.4f} ± {r[k.replace('mean', 'std')][i]:.4f}" for k in ("mean", "train_mean") for i in (0, 1)]
+            out.append(f"| {rho} | {arch} | " + " | ".join(cells) + " |")
     out += ["", "Findings (computed from the table):", ""] + [f"- {line}" for line in lines]
     out += ["", "![test MSE by correlation](mmoe_study.png)", ""]
     return "\n".join(out)
@@ -226,15 +251,16 @@ def main() -> None:
     start = time.time()
     widths = matched_widths(study)
     print("matched widths and parameter counts:", widths, flush=True)
+    side_by_side = SideBySide(study, widths)
     runs = []
     total = len(study.rhos) * len(study.seeds)
     for rho in study.rhos:
         for seed in study.seeds:
             t0 = time.time()
-            mse = run_one(study, rho, seed, widths)
-            runs.append({"rho": rho, "seed": seed, "test_mse": mse})
-            print(f"[{len(runs)}/{total}] rho={rho} seed={seed} {time.time() - t0:.1f}s "
-                  + "  ".join(f"{a}={mse[a]}" for a in ARCHS), flush=True)
+            result = side_by_side.run(rho, seed)
+            runs.append({"rho": rho, "seed": seed, **result})
+            print(f"[{len(runs)}/{total}] rho={rho} seed={seed} {time.time() - t0:.1f}s test MSE "
+                  + "  ".join(f"{a}={result['test_mse'][a]}" for a in ARCHS), flush=True)
     table = summarise(study, runs)
     lines = findings(study, table)
     seconds = time.time() - start

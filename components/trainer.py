@@ -24,6 +24,7 @@ from absl import logging
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from components import warm_start
 from components.preprocessing import CONFIG_KEY
 from mtrank import config as config_lib
 from mtrank.models import builder, diagnostics
@@ -140,8 +141,14 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
     param_counts = diagnostics.parameter_counts(net.model, trainee)
     logging.info("Training %s with %d parameters for %d epoch(s): %s", cfg.model.architecture, params,
                  cfg.model.epochs, param_counts)
+    cold_loss = warm_start.initial_loss(trainee, eval_ds)  # same batches before and after the restore
+    start = warm_start.restore(net.model, fn_args.base_model, enabled=cfg.model.warm_start)
+    epochs = cfg.model.warm_start_epochs if start.warm else cfg.model.epochs
+    loss_before_training = warm_start.initial_loss(trainee, eval_ds) if start.warm else cold_loss
+    logging.info("%s start, %d epoch(s), loss before training %.4f (fresh weights: %.4f): %s",
+                 "Warm" if start.warm else "Cold", epochs, loss_before_training, cold_loss, start.reason)
     history = trainee.fit(
-        train_ds, validation_data=eval_ds, epochs=cfg.model.epochs, verbose=2,
+        train_ds, validation_data=eval_ds, epochs=epochs, verbose=2,
         callbacks=[StopOnNonFiniteLoss(),
                    keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
                    diagnostics.GateLogger(net.gates, eval_ds, net.experts, fn_args.model_run_dir)])
@@ -154,7 +161,10 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
         "architecture": cfg.model.architecture,
         "parameters": params,
         "parameter_counts": param_counts,
-        "epochs": cfg.model.epochs,
+        "epochs": epochs,
+        "warm_start": start.as_dict(),
+        "loss_before_training": loss_before_training,
+        "loss_with_fresh_weights": cold_loss,
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},
         "gate_weights": diagnostics.mean_gate_weights(net.gates, eval_ds),
         "gate_experts": net.experts,

@@ -52,18 +52,40 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def _day_of(args) -> Optional[dt.date]:
+    if getattr(args, "date", None):
+        return args.date
+    if getattr(args, "span", None) is not None:
+        return dt.date(1970, 1, 1) + dt.timedelta(days=args.span)
+    return None
+
+
+def _runner_options(args) -> dict:
+    return dict(direct_running_mode=args.direct_running_mode, direct_num_workers=args.direct_num_workers,
+                enable_cache=not args.no_cache)
+
+
 def cmd_run(args) -> int:
-    from pipeline import local_runner, results
+    from pipeline import daily, local_runner, results
 
     cfg = config_lib.load(args.config)
-    span = span_of(args.date) if args.date else args.span
     workspace = local_runner.Workspace(Path(args.workspace).resolve())
-    started = time.time()
-    name = local_runner.run(cfg, workspace, span=span, direct_running_mode=args.direct_running_mode,
-                            direct_num_workers=args.direct_num_workers, enable_cache=not args.no_cache,
-                            data_root=args.data_root)
-    print(f"[pipeline] finished in {time.time() - started:.1f} s\n")
-    print(results.format_run(cfg, results.latest_run(str(workspace.metadata_path), name, cfg)))
+    outcome = daily.run_day(cfg, workspace, _day_of(args), data_root=args.data_root, force=args.force,
+                            **_runner_options(args))
+    print(f"[pipeline] {outcome.day}: {outcome.status} in {outcome.seconds:.1f} s\n")
+    print(results.format_run(cfg, outcome.result))
+    return 0
+
+
+def cmd_backfill(args) -> int:
+    from pipeline import daily, local_runner
+
+    cfg = config_lib.load(args.config)
+    workspace = local_runner.Workspace(Path(args.workspace).resolve())
+    outcomes = daily.backfill(cfg, workspace, args.start, args.end, data_root=args.data_root,
+                              **_runner_options(args))
+    print()
+    print(daily.format_days(cfg, outcomes))
     return 0
 
 
@@ -92,22 +114,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.set_defaults(func=cmd_simulate)
 
-    p = with_config(sub.add_parser("run", help="run the local TFX pipeline for one day",
-                                   description="Run the local pipeline (LocalDagRunner, SQLite ml-metadata, "
-                                               "Beam DirectRunner) and print per-task results."))
+    def with_runner(p):
+        p.add_argument("--workspace", default=DEFAULT_WORKSPACE,
+                       help="artifacts, metadata, pushed models and logs (default: %(default)s)")
+        p.add_argument("--data-root", help="override the configuration's data.root")
+        p.add_argument("--direct-running-mode", default="in_memory",
+                       choices=["in_memory", "multi_threading", "multi_processing"],
+                       help="Beam DirectRunner mode (default: %(default)s; see README for the measurement)")
+        p.add_argument("--direct-num-workers", type=int, default=0,
+                       help="Beam DirectRunner workers, 0 = one per core (default: %(default)s)")
+        p.add_argument("--no-cache", action="store_true", help="re-execute every component")
+        return p
+
+    p = with_runner(with_config(sub.add_parser(
+        "run", help="run the local TFX pipeline for one day",
+        description="Run the local pipeline (LocalDagRunner, SQLite ml-metadata, Beam DirectRunner) for one "
+                    "day: train on the days before it (data.train_days), evaluate on it, push if blessed.")))
     when = p.add_mutually_exclusive_group()
-    when.add_argument("--date", type=_date, help="train on this day's folder (default: the newest day)")
-    when.add_argument("--span", type=int, help="train on this span number (days since 1970-01-01)")
-    p.add_argument("--workspace", default=DEFAULT_WORKSPACE,
-                   help="artifacts, metadata, pushed models and logs (default: %(default)s)")
-    p.add_argument("--data-root", help="override the configuration's data.root")
-    p.add_argument("--direct-running-mode", default="in_memory", choices=["in_memory", "multi_threading",
-                                                                         "multi_processing"],
-                   help="Beam DirectRunner mode (default: %(default)s; see README for the measurement)")
-    p.add_argument("--direct-num-workers", type=int, default=0,
-                   help="Beam DirectRunner workers, 0 = one per core (default: %(default)s)")
-    p.add_argument("--no-cache", action="store_true", help="re-execute every component")
+    when.add_argument("--date", type=_date, help="the day to run, YYYY-MM-DD (default: the newest day folder)")
+    when.add_argument("--span", type=int, help="the day to run as a span number (days since 1970-01-01)")
+    p.add_argument("--force", action="store_true", help="run the day again even if it already finished")
     p.set_defaults(func=cmd_run)
+
+    p = with_runner(with_config(sub.add_parser(
+        "backfill", help="run the pipeline for a range of days, in order",
+        description="Run one pipeline run per day from --from to --to; finished days are skipped, so a "
+                    "killed backfill picks up where it stopped.")))
+    p.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD")
+    p.add_argument("--to", dest="end", type=_date, required=True, help="last day, YYYY-MM-DD")
+    p.set_defaults(func=cmd_backfill)
 
     from serving import cli as serving_cli  # imports TensorFlow only when `serve` or `query` runs
 
@@ -122,6 +157,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.func(args)
     except config_lib.ConfigError as e:
         print(f"mtrank: configuration error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as e:  # missing day folders, a first day with no history
+        print(f"mtrank: {e}", file=sys.stderr)
         return 2
 
 

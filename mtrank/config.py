@@ -144,11 +144,9 @@ class EvaluationSpec:
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
     root: str
-    span_pattern: str = "span-{SPAN}/*.csv"
+    span_pattern: str = "{YYYY}-{MM}-{DD}/*.csv"
     schema: str = "schemas/impressions/schema.pbtxt"
-    eval_buckets: int = 1  # hash split train:eval = train_buckets:eval_buckets
-    train_buckets: int = 4
-    partition_column: Optional[str] = None  # rows sharing this value land in the same split (a request)
+    train_days: int = 1  # a run for day D trains on the days D-train_days .. D-1 and is evaluated on D
 
 
 @dataclasses.dataclass(frozen=True)

@@ -105,13 +105,15 @@ def _route_logs(log_file: Path) -> List[logging.Handler]:
 def run(
     cfg: config_lib.Config,
     workspace: Workspace,
-    span: Optional[int] = None,
+    run_date: str,
+    train_days: Optional[int] = None,
     direct_running_mode: str = "in_memory",
     direct_num_workers: int = 0,
     enable_cache: bool = True,
     data_root: Optional[str] = None,
 ) -> str:
-    """Runs one pipeline run; returns the pipeline name (the key for reading results back)."""
+    """Runs the pipeline for day `run_date` (YYYY-MM-DD); returns the pipeline name (the key for reading
+    results back from ml-metadata)."""
     for d in (workspace.pipeline_root, workspace.serving_root, workspace.logs):
         d.mkdir(parents=True, exist_ok=True)
     log_file = workspace.logs / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
@@ -129,7 +131,8 @@ def run(
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
                 str(workspace.metadata_path)),
             beam_pipeline_args=beam_args(direct_running_mode, direct_num_workers),
-            span=span,
+            run_date=run_date,
+            train_days=train_days,
             enable_cache=enable_cache,
         ))
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import json
 import math
 import os
 from typing import Dict, List, Optional
@@ -28,6 +29,7 @@ class ComponentRun:
     seconds: float
     outputs: Dict[str, List[str]]  # output key -> artifact URIs
     properties: Dict[str, Dict[str, object]]  # artifact URI -> custom properties
+    exec_properties: Dict[str, object]
 
 
 @dataclasses.dataclass
@@ -42,6 +44,16 @@ class RunResult:
     pushed_path: Optional[str]
     oracle_auc: Dict[str, float]
     eval_rows: int
+
+    def window(self) -> Dict[str, object]:
+        """Day folders of the run, from ExampleGen's input config: {'eval': day, 'train': [days]}."""
+        example_gen = self.components.get("CsvExampleGen")
+        raw = example_gen.exec_properties.get("input_config") if example_gen else None
+        if not raw:
+            return {}
+        splits = {s["name"]: s["pattern"].split("/")[0] for s in json.loads(raw).get("splits", [])}
+        return {"eval": splits.get("eval", "?"),
+                "train": sorted(v for k, v in splits.items() if k != "eval")}
 
     def metric(self, output: str, name: str, slice_name: str = "Overall") -> float:
         return self.metrics.get(slice_name, {}).get(output, {}).get(name, float("nan"))
@@ -76,7 +88,9 @@ def component_runs(store, run_context) -> Dict[str, ComponentRun]:
             properties[artifact.uri] = {k: _value(v) for k, v in artifact.custom_properties.items()}
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
         state = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
-        runs[node] = ComponentRun(node=node, state=state, seconds=seconds, outputs=outputs, properties=properties)
+        exec_properties = {k: _value(v) for k, v in execution.custom_properties.items()}
+        runs[node] = ComponentRun(node=node, state=state, seconds=seconds, outputs=outputs, properties=properties,
+                                  exec_properties=exec_properties)
     return runs
 
 
@@ -133,20 +147,56 @@ def oracle_auc(cfg: config_lib.Config, examples_uri: str):
     return {t.name: metrics_lib.auc(cols[t.label], cols[t.oracle]) for t in tasks}, rows
 
 
-def latest_run(metadata_path: str, pipeline_name: str, cfg: config_lib.Config) -> RunResult:
-    store = _store(metadata_path)
+def _run_contexts(store, pipeline_name: str):
+    """Pipeline-run contexts of a pipeline, each with the run date its DayWindow was given."""
     pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline_ctx is None:
-        raise LookupError(f"{metadata_path}: no pipeline named {pipeline_name!r} has run yet")
+        return {}
     run_type = store.get_context_type("pipeline_run")
-    run_contexts = {}
+    runs = {}
     for execution in store.get_executions_by_context(pipeline_ctx.id):
         for c in store.get_contexts_by_execution(execution.id):
             if c.type_id == run_type.id:
-                run_contexts[c.id] = c
+                runs.setdefault(c.id, c)
+    return runs
+
+
+def finished_run_for_day(metadata_path: str, pipeline_name: str, day: str) -> Optional[str]:
+    """The run id of a finished run for `day`: its Evaluator decided, and a blessed model was pushed.
+
+    A day that is finished is not run again (re-running it would warm-start from its own model and
+    push a near-copy). A run killed half-way is not finished, and TFX's cache resumes it.
+    """
+    if not os.path.exists(metadata_path):
+        return None
+    store = _store(metadata_path)
+    done = ("COMPLETE", "CACHED")
+    for run_ctx in sorted(_run_contexts(store, pipeline_name).values(), key=lambda c: -c.create_time_since_epoch):
+        runs = component_runs(store, run_ctx)
+        window_run, evaluator = runs.get("DayWindow"), runs.get("Evaluator")
+        if not window_run or window_run.exec_properties.get("run_date") != day:
+            continue
+        if not evaluator or evaluator.state not in done:
+            continue
+        blessed = bool(evaluator.properties[evaluator.outputs["blessing"][0]].get("blessed"))
+        if not blessed or (runs.get("Pusher") and runs["Pusher"].state in done):
+            return run_ctx.name
+    return None
+
+
+def latest_run(metadata_path: str, pipeline_name: str, cfg: config_lib.Config,
+               run_id: Optional[str] = None) -> RunResult:
+    """Results of the newest run of the pipeline, or of the run named `run_id`."""
+    store = _store(metadata_path)
+    run_contexts = _run_contexts(store, pipeline_name)
     if not run_contexts:
         raise LookupError(f"{metadata_path}: pipeline {pipeline_name!r} has no recorded run")
-    run_ctx = max(run_contexts.values(), key=lambda c: (c.create_time_since_epoch, c.id))
+    if run_id:
+        run_ctx = next((c for c in run_contexts.values() if c.name == run_id), None)
+        if run_ctx is None:
+            raise LookupError(f"{metadata_path}: pipeline {pipeline_name!r} has no run {run_id!r}")
+    else:
+        run_ctx = max(run_contexts.values(), key=lambda c: (c.create_time_since_epoch, c.id))
     components = component_runs(store, run_ctx)
 
     metrics, validation_ok, failures = {}, None, []
@@ -176,6 +226,9 @@ def format_run(cfg: config_lib.Config, result: RunResult) -> str:
              f"{'component':<34}{'state':<10}{'seconds':>8}"]
     for run in sorted(result.components.values(), key=lambda r: r.node):
         lines.append(f"{run.node:<34}{run.state:<10}{run.seconds:>8.1f}")
+    window = result.window()
+    if window:
+        lines += ["", f"Window: trained on {', '.join(window['train'])}; evaluated on {window['eval']}"]
     lines += ["", f"Evaluation on {result.eval_rows:,} held-out rows (overall slice):"]
     binary = [t for t in cfg.tasks if t.type == "binary"]
     if binary:

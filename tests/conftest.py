@@ -33,17 +33,17 @@ class PipelineRun:
 
 @pytest.fixture(scope="session")
 def pipeline_run(cfg, tmp_path_factory) -> PipelineRun:
-    """One real run of the whole local pipeline on two simulated days; shared by every test that
-    needs a trained, evaluated and pushed model (about a minute and a half)."""
+    """One real run of the whole local pipeline on two simulated days (trained on the first, evaluated
+    on the second); shared by every test that needs a trained, evaluated and pushed model (about a
+    minute and a half)."""
     from mtrank import simulate
-    from pipeline import local_runner, results
+    from pipeline import daily, local_runner, results
 
     root = tmp_path_factory.mktemp("e2e")
     data_root = root / "data"
     simulate.simulate(data_root, E2E_DAY - dt.timedelta(days=1), 2, E2E_ROWS)  # the newest day is trained on
     workspace = local_runner.Workspace(root / "workspace")
     run_cfg = cfg.replace(model=dataclasses.replace(cfg.model, epochs=E2E_EPOCHS))
-    name = local_runner.run(run_cfg, workspace, data_root=str(data_root))
-    result = results.latest_run(str(workspace.metadata_path), name, run_cfg)
-    print(results.format_run(run_cfg, result))
-    return PipelineRun(workspace=workspace, data_root=data_root, result=result, cfg=run_cfg)
+    outcome = daily.run_day(run_cfg, workspace, data_root=str(data_root))  # the newest day, trained on the one before
+    print(results.format_run(run_cfg, outcome.result))
+    return PipelineRun(workspace=workspace, data_root=data_root, result=outcome.result, cfg=run_cfg)

@@ -4,6 +4,7 @@ Slow (about a minute and a half): it runs every TFX component for real on Beam's
 """
 
 import datetime as dt
+import json
 import os
 import re
 
@@ -17,7 +18,7 @@ from conftest import E2E_ROWS as ROWS
 
 pytestmark = pytest.mark.slow
 
-ALL_NODES = {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer",
+ALL_NODES = {"DayWindow", "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer",
              "latest_blessed_model_resolver", "Evaluator", "Pusher"}
 
 
@@ -32,13 +33,14 @@ def test_every_component_ran(run):
     assert {r.state for r in result.components.values()} == {"COMPLETE"}
 
 
-def test_newest_day_only_was_ingested(run):
+def test_window_reads_the_newest_day_for_eval_and_the_day_before_for_training(run):
     _, _, result = run
-    examples = result.components["CsvExampleGen"]
-    uri = examples.outputs["examples"][0]
-    props = examples.properties[uri]
-    assert props.get("span") == (DAY - dt.date(1970, 1, 1)).days
-    assert 0.15 * ROWS < result.eval_rows < 0.25 * ROWS  # a 4:1 split of one day
+    example_gen = result.components["CsvExampleGen"]
+    input_config = json.loads(example_gen.exec_properties["input_config"])
+    patterns = {split["name"]: split["pattern"] for split in input_config["splits"]}
+    previous = DAY - dt.timedelta(days=1)
+    assert patterns == {"eval": f"{DAY.isoformat()}/*.csv", "train_1": f"{previous.isoformat()}/*.csv"}
+    assert result.eval_rows == ROWS  # the whole evaluated day, none of it trained on
 
 
 def test_model_is_evaluated_per_task_and_slice_and_beats_chance(cfg, run):

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import portpicker
 import pytest
-import tensorflow as tf
 
 from mtrank import cli as mtrank_cli
 from serving import candidates

@@ -213,3 +213,19 @@ def test_position_bias_survives_the_custom_config_round_trip(cfg):
     pcfg = _with(cfg, position_bias=POSITION, architecture="ple", levels=2, loss_weighting="uncertainty")
     again = config_lib.from_json(pcfg.to_json())
     assert again.model == pcfg.model and isinstance(again.model.position_bias, config_lib.PositionBiasSpec)
+
+
+def test_gate_diagnostics_from_a_training_dataset(cfg, tmp_path):
+    """What the Trainer writes: mean gates from (features incl. position, labels, weights) batches."""
+    pcfg = _with(cfg, architecture="cgc", position_bias=POSITION)
+    net = builder.build(pcfg, builder.default_cardinalities(pcfg))
+    x, y, w = _batch(pcfg, n=32)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y, w)).batch(8)
+    weights = diagnostics.mean_gate_weights(net.gates, dataset)
+    assert set(weights) == {t.name for t in pcfg.tasks}
+    for task, values in weights.items():
+        assert len(values) == len(net.experts[task]) and sum(values) == pytest.approx(1.0, abs=1e-3)
+    diagnostics.write_gate_tables(str(tmp_path), weights, net.experts)
+    assert (tmp_path / diagnostics.GATE_CSV).read_text().startswith("task,expert,mean_weight")
+    diagnostics.GateLogger(net.gates, dataset, net.experts, str(tmp_path)).on_epoch_end(0)
+    assert list((tmp_path / "gates").iterdir()), "no TensorBoard event file"

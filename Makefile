@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL := 1
 export PYTHONUNBUFFERED := 1
 
 DEMO_DAYS ?= 3
-DEMO_ROWS_PER_DAY ?= 50000
+DEMO_ROWS_PER_DAY ?= 30000
 WORKSPACE ?= workspace
 
 .PHONY: install demo test test-fast clean help

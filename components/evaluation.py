@@ -4,10 +4,15 @@ One MetricsSpec per task output (the model is multi-output), labels read from th
 features so evaluation and training agree, slices overall plus each configured slice column (a
 `a*b` entry is a cross), and blessing thresholds placed on the overall slice only: a threshold on
 every slice would fail wherever a metric is undefined (AUC on a slice holding one class).
+
+Binary tasks also get two metrics of this project, run by TFMA like its own: the expected calibration
+error (`components/ece.py`) and, when `evaluation.group_column` is set, GAUC (`components/gauc.py`),
+plus TFMA's calibration plot (`evaluation.ece_bins` buckets), which the run report draws.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Dict, List
 
 import mtrank  # noqa: F401
@@ -22,8 +27,12 @@ REGRESSION_METRICS = ["ExampleCount", "MeanSquaredError", "MeanAbsoluteError", "
 
 # Configuration metric names -> TFMA metric class names.
 METRIC_CLASS = {"auc": "AUC", "pr_auc": "AUCPrecisionRecall", "log_loss": "BinaryCrossentropy",
-                "mse": "MeanSquaredError", "mae": "MeanAbsoluteError"}
-LOWER_IS_BETTER = {"BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError"}
+                "mse": "MeanSquaredError", "mae": "MeanAbsoluteError", "ece": "ExpectedCalibrationError",
+                "gauc": "GAUC"}
+LOWER_IS_BETTER = {"BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError", "ExpectedCalibrationError"}
+# Metrics of this project: TFMA imports the module named in the MetricConfig (inside the Evaluator too).
+CUSTOM_MODULES = {"ExpectedCalibrationError": "components.ece", "GAUC": "components.gauc"}
+CALIBRATION_PLOT = "CalibrationPlot"
 
 
 def slicing_specs(cfg: config_lib.Config) -> List[tfma.SlicingSpec]:
@@ -48,14 +57,39 @@ def _threshold(th: config_lib.ThresholdSpec) -> tfma.MetricThreshold:
     return threshold
 
 
+def _metric_config(cfg: config_lib.Config, class_name: str) -> tfma.MetricConfig:
+    """A MetricConfig with this project's settings: module of custom metrics, bins, the group column."""
+    settings: Dict[str, object] = {}
+    if class_name == "ExpectedCalibrationError":
+        settings = {"num_bins": cfg.evaluation.ece_bins}
+    elif class_name == CALIBRATION_PLOT:
+        settings = {"num_buckets": cfg.evaluation.ece_bins}
+    elif class_name == "GAUC":
+        if not cfg.evaluation.group_column:
+            raise config_lib.ConfigError(f"{cfg.source}: a GAUC threshold needs evaluation.group_column")
+        settings = {"group_key": cfg.evaluation.group_column}
+    return tfma.MetricConfig(class_name=class_name, module=CUSTOM_MODULES.get(class_name, ""),
+                             config=json.dumps(settings) if settings else "")
+
+
+def task_metric_names(cfg: config_lib.Config, task: config_lib.TaskSpec) -> List[str]:
+    """TFMA metric classes computed for a task (thresholded ones come on top of these)."""
+    if task.type != "binary":
+        return list(REGRESSION_METRICS)
+    names = list(BINARY_METRICS) + ["ExpectedCalibrationError", CALIBRATION_PLOT]
+    if cfg.evaluation.group_column:
+        names.append("GAUC")
+    return names
+
+
 def metrics_spec(cfg: config_lib.Config, task: config_lib.TaskSpec) -> tfma.MetricsSpec:
-    names = BINARY_METRICS if task.type == "binary" else REGRESSION_METRICS
+    names = task_metric_names(cfg, task)
     thresholds: Dict[str, tfma.MetricThreshold] = {
         METRIC_CLASS.get(th.metric, th.metric): _threshold(th) for th in cfg.evaluation.thresholds if th.task == task.name
     }
     metrics = []
     for name in list(names) + [n for n in thresholds if n not in names]:
-        metric = tfma.MetricConfig(class_name=name)
+        metric = _metric_config(cfg, name)
         if name in thresholds:
             metric.per_slice_thresholds.append(
                 tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=thresholds[name]))

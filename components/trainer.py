@@ -126,17 +126,21 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 
 def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
+    from components import distribution  # kubeflow.distribution; the strategy must exist before other TF ops
+
+    strategy_scope = distribution.scope(cfg)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     train_ds = input_fn(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output,
                         cfg.model.batch_size, shuffle=True)
     eval_ds = input_fn(cfg, fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
                        cfg.model.batch_size * 4, shuffle=False)
 
-    net = builder.build(cfg, cardinalities(cfg, tf_transform_output))
-    trainee = net.training_model if net.training_model is not None else net.model  # shares weights with net.model
-    loss, loss_weights = builder.losses(cfg, net)
-    trainee.compile(optimizer=keras.optimizers.Adam(cfg.model.learning_rate), loss=loss,
-                    loss_weights=loss_weights, weighted_metrics=[])
+    with strategy_scope:  # variables built and compiled here are mirrored across devices or workers
+        net = builder.build(cfg, cardinalities(cfg, tf_transform_output))
+        trainee = net.training_model if net.training_model is not None else net.model  # shares weights with net.model
+        loss, loss_weights = builder.losses(cfg, net)
+        trainee.compile(optimizer=keras.optimizers.Adam(cfg.model.learning_rate), loss=loss,
+                        loss_weights=loss_weights, weighted_metrics=[])
     params = int(net.model.count_params())
     param_counts = diagnostics.parameter_counts(net.model, trainee)
     logging.info("Training %s with %d parameters for %d epoch(s): %s", cfg.model.architecture, params,

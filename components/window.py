@@ -21,6 +21,8 @@ from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 from tfx.utils import proto_utils
 
+from components import input_checks
+
 EVAL_SPLIT = "eval"
 DATE_SPEC = "{YYYY}-{MM}-{DD}"
 
@@ -64,6 +66,10 @@ def window_input_config(data_root: str, span_pattern: str, run_date: str, train_
         raise FileNotFoundError(
             f"{data_root}: the run for {day} needs {missing}, which match no file. A run for day D reads D and "
             f"the {train_days} day(s) before it; simulate or ingest those days first.")
+    # Structure (empty or header-only files, malformed rows, columns that differ between days) is checked
+    # here, where the files are known, so the error names the day, file and line (components/input_checks.py).
+    input_checks.check_window(data_root, {(day - dt.timedelta(days=k)).isoformat(): s.pattern
+                                          for k, s in enumerate(splits)})
     return example_gen_pb2.Input(splits=splits)
 
 

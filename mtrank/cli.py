@@ -66,7 +66,7 @@ def _runner_options(args) -> dict:
 
 
 def cmd_run(args) -> int:
-    from pipeline import daily, local_runner, results
+    from pipeline import daily, local_runner, report, results
 
     cfg = config_lib.load(args.config)
     workspace = local_runner.Workspace(Path(args.workspace).resolve())
@@ -74,6 +74,7 @@ def cmd_run(args) -> int:
                             **_runner_options(args))
     print(f"[pipeline] {outcome.day}: {outcome.status} in {outcome.seconds:.1f} s\n")
     print(results.format_run(cfg, outcome.result))
+    print(f"\nReport: {report.report_dir(workspace.root, outcome.result) / report.REPORT_FILE}")
     return 0
 
 
@@ -148,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     serving_cli.add_serve_parser(sub)
     serving_cli.add_query_parser(sub)
+    from pipeline import kfp_cli  # imports TFX and kfp only when `compile` or `schedule` runs
+
+    kfp_cli.add_compile_parser(sub)
+    kfp_cli.add_schedule_parser(sub)
     return parser
 
 

@@ -139,6 +139,8 @@ class ThresholdSpec:
 class EvaluationSpec:
     slices: List[str] = dataclasses.field(default_factory=list)
     thresholds: List[ThresholdSpec] = dataclasses.field(default_factory=list)
+    group_column: Optional[str] = None  # raw column to group by for GAUC (e.g. user_id); None = no GAUC
+    ece_bins: int = 10  # equal-width prediction bins of the expected calibration error and calibration plot
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,11 +149,39 @@ class DataSpec:
     span_pattern: str = "{YYYY}-{MM}-{DD}/*.csv"
     schema: str = "schemas/impressions/schema.pbtxt"
     train_days: int = 1  # a run for day D trains on the days D-train_days .. D-1 and is evaluated on D
+    # TFDV anomaly types (e.g. ENUM_TYPE_UNEXPECTED_STRING_VALUES) that DataGate logs but lets through;
+    # empty = every anomaly stops the run. Tolerated shares (unseen categories) belong in the schema.
+    tolerated_anomalies: List[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
 class ServingSpec:
     model_name: str = "ranker"
+
+
+BEAM_RUNNERS = ("direct", "dataflow", "flink", "spark")
+DISTRIBUTIONS = ("none", "mirrored", "multi_worker_mirrored")
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeflowSpec:
+    """Where and how the pipeline runs on Kubeflow Pipelines or Vertex AI (docs/kubeflow.md). Only
+    `distribution` matters locally: the Trainer reads it wherever it runs."""
+
+    image: str = ""  # the pipeline image (Dockerfile), e.g. gcr.io/<project>/mtrank:0.1.0
+    pipeline_root: str = ""  # gs://, s3:// or a volume path mounted in every pod
+    data_root: str = ""  # one folder per day, as the pods see it
+    serving_root: str = ""  # where the Pusher writes <model>/<version>/
+    schema: str = ""  # schema file as the pods see it; "" = data.schema inside the image, under image_workdir
+    image_workdir: str = "/mtrank"  # where the Dockerfile copies this repository
+    beam_runner: str = "direct"  # direct | dataflow | flink | spark: the one setting that moves data processing
+    beam_options: Dict[str, Any] = dataclasses.field(default_factory=dict)  # --key=value for the runner
+    component_beam_args: Dict[str, List[str]] = dataclasses.field(default_factory=dict)  # component id -> args
+    trainer_cpu: float = 0.0  # Trainer pod limits (0 = the cluster's default)
+    trainer_memory_gb: float = 0.0
+    trainer_gpus: int = 0
+    trainer_gpu_type: str = "NVIDIA_TESLA_T4"
+    distribution: str = "none"  # none | mirrored | multi_worker_mirrored (tf.distribute in the Trainer)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +192,7 @@ class Config:
     model: ModelSpec = ModelSpec()
     evaluation: EvaluationSpec = EvaluationSpec()
     serving: ServingSpec = ServingSpec()
+    kubeflow: KubeflowSpec = KubeflowSpec()
     source: str = "<memory>"
 
     # ---- derived views used by every stage -------------------------------------------------
@@ -233,7 +264,7 @@ def from_dict(raw: Dict[str, Any], source: str = "<memory>") -> Config:
     for key in ("data", "features", "tasks"):
         if key not in raw:
             raise ConfigError(f"{source}: missing required section '{key}'")
-    allowed = {"data", "features", "tasks", "model", "evaluation", "serving"}
+    allowed = {"data", "features", "tasks", "model", "evaluation", "serving", "kubeflow"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {unknown}; allowed: {sorted(allowed)}")
@@ -252,6 +283,7 @@ def from_dict(raw: Dict[str, Any], source: str = "<memory>") -> Config:
         model=_model_spec(raw.get("model"), source),
         evaluation=evaluation,
         serving=_build(ServingSpec, raw.get("serving"), "serving", source),
+        kubeflow=_build(KubeflowSpec, raw.get("kubeflow"), "kubeflow", source),
         source=source,
     )
     validate(cfg)
@@ -355,11 +387,29 @@ def validate(cfg: Config) -> None:
     for th in cfg.evaluation.thresholds:
         if th.task not in task_names:
             raise ConfigError(f"{src}: threshold names task {th.task!r}, which is not configured")
+    if cfg.evaluation.ece_bins < 2:
+        raise ConfigError(f"{src}: evaluation.ece_bins must be >= 2, got {cfg.evaluation.ece_bins}")
     for s in cfg.evaluation.slices:
         for col in s.split("*"):
             if col.strip() == "":
                 raise ConfigError(f"{src}: empty slice name in evaluation.slices")
     _validate_model(cfg)
+    _validate_kubeflow(cfg)
+
+
+def _validate_kubeflow(cfg: Config) -> None:
+    src, k = cfg.source, cfg.kubeflow
+    if k.beam_runner not in BEAM_RUNNERS:
+        raise ConfigError(f"{src}: kubeflow.beam_runner {k.beam_runner!r} is unknown; use one of {BEAM_RUNNERS}")
+    if k.distribution not in DISTRIBUTIONS:
+        raise ConfigError(f"{src}: kubeflow.distribution {k.distribution!r} is unknown; use one of {DISTRIBUTIONS}")
+    if not isinstance(k.beam_options, dict) or not isinstance(k.component_beam_args, dict):
+        raise ConfigError(f"{src}: kubeflow.beam_options and kubeflow.component_beam_args must be mappings")
+    for name, args in k.component_beam_args.items():
+        if not isinstance(args, list) or not all(isinstance(a, str) and a.startswith("--") for a in args):
+            raise ConfigError(f"{src}: kubeflow.component_beam_args.{name} must be a list of '--flag=value' strings")
+    if min(k.trainer_cpu, k.trainer_memory_gb, k.trainer_gpus) < 0:
+        raise ConfigError(f"{src}: kubeflow.trainer_cpu, trainer_memory_gb and trainer_gpus must be >= 0")
 
 
 def load(path: Optional[os.PathLike | str] = None) -> Config:

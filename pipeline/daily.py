@@ -18,7 +18,7 @@ import mtrank  # noqa: F401
 
 from components import window
 from mtrank import config as config_lib
-from pipeline import local_runner, results
+from pipeline import local_runner, report, results
 
 
 @dataclasses.dataclass
@@ -89,6 +89,7 @@ def run_day(cfg: config_lib.Config, workspace: local_runner.Workspace, day: Opti
     local_runner.run(cfg, workspace, run_date=day.isoformat(), train_days=train_days, data_root=data_root,
                      **runner_options)
     result = results.latest_run(str(workspace.metadata_path), name, cfg)
+    report.write_run_report(cfg, workspace, result)  # <workspace>/reports/<run date>/report.md
     status = "pushed" if result.pushed_path else "not blessed" if result.blessed is False else "failed"
     return DayOutcome(day, status, time.time() - started, train_days, result, training_summary(result))
 

@@ -1,7 +1,8 @@
 """The TFX pipeline: a window of daily impressions to a pushed multi-task ranking model.
 
     DayWindow -> CsvExampleGen -> StatisticsGen -> ImportSchemaGen (curated schema) -> ExampleValidator
-                  -> Transform -> Trainer -> Evaluator (vs. last blessed model) -> [blessed?] Pusher
+                  -> DataGate (anomalies stop the run) -> Transform -> Trainer
+                  -> Evaluator (vs. last blessed model) -> [blessed?] Pusher (atomic: staging folder, rename)
 
 Every setting is an argument; runners (local, Kubeflow) only choose values and call a runner.
 """
@@ -14,7 +15,7 @@ from typing import List, Optional, Union
 import mtrank  # noqa: F401
 from tfx import v1 as tfx
 
-from components import evaluation, window
+from components import atomic_pusher, data_gate, evaluation, window
 from components.preprocessing import CONFIG_KEY
 from mtrank import config as config_lib
 
@@ -51,10 +52,17 @@ def create_pipeline(
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    # The data gate: any anomaly not tolerated fails the run here. Transform and Trainer read the schema
+    # from the gate's output, so nothing after it runs on data that broke the schema (components/data_gate.py).
+    gate = data_gate.DataGate(
+        anomalies=example_validator.outputs["anomalies"], schema=schema_gen.outputs["schema"],
+        input_config=day_window.outputs["input_config"],
+        tolerated_anomalies=",".join(cfg.data.tolerated_anomalies))
+    validated_schema = gate.outputs["validated_schema"]
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
+        schema=validated_schema,
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(analyze=train_splits, transform=train_splits + [window.EVAL_SPLIT]),
         custom_config=custom_config)
@@ -71,7 +79,7 @@ def create_pipeline(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
+        schema=validated_schema,
         base_model=latest_blessed_model.outputs["model"],
         train_args=tfx.proto.TrainArgs(splits=train_splits),
         eval_args=tfx.proto.EvalArgs(splits=[window.EVAL_SPLIT]),
@@ -86,15 +94,15 @@ def create_pipeline(
 
     # The gate: only a blessed model reaches serving.
     with tfx.dsl.Cond(evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
-        pusher = tfx.components.Pusher(
+        # Written to a staging folder and renamed into <model>/<version>: never half-visible to a server.
+        pusher = atomic_pusher.AtomicPusher(
             model=trainer.outputs["model"],
-            push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=os.path.join(serving_root, cfg.serving.model_name))))
+            base_directory=os.path.join(serving_root, cfg.serving.model_name)).with_id("Pusher")
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[day_window, example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
+        components=[day_window, example_gen, statistics_gen, schema_gen, example_validator, gate, transform, trainer,
                     latest_blessed_model, evaluator, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,

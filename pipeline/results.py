@@ -44,6 +44,18 @@ class RunResult:
     pushed_path: Optional[str]
     oracle_auc: Dict[str, float]
     eval_rows: int
+    # slice -> task -> AUC of the simulator's true probabilities on that slice's eval rows
+    oracle_auc_by_slice: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
+    # task -> calibration buckets of the overall slice: {"lower", "upper", "weight", "mean_prediction", "mean_label"}
+    calibration: Dict[str, List[Dict[str, float]]] = dataclasses.field(default_factory=dict)
+    evaluation_uri: Optional[str] = None
+
+    @property
+    def run_date(self) -> Optional[str]:
+        """The day the run evaluated (DayWindow's run date, else the eval folder of ExampleGen)."""
+        day_window = self.components.get("DayWindow")
+        date = day_window.exec_properties.get("run_date") if day_window else None
+        return date or self.window().get("eval")
 
     def window(self) -> Dict[str, object]:
         """Day folders of the run, from ExampleGen's input config: {'eval': day, 'train': [days]}."""
@@ -122,6 +134,91 @@ def read_tfma(evaluation_uri: str):
             failures.append(f"{key.output_name} {key.name} {what} = {failure.metric_value.double_value.value:.4f}"
                             f" does not meet {threshold} {failure.message}".rstrip())
     return metrics, validation.validation_ok, failures
+
+
+def _finite(value) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+def read_calibration(evaluation_uri: str) -> Dict[str, List[Dict[str, float]]]:
+    """Calibration buckets per output on the overall slice, from TFMA's CalibrationPlot (empty ones dropped)."""
+    import tensorflow_model_analysis as tfma
+
+    try:
+        plots = tfma.load_eval_result(evaluation_uri).plots or []
+    except Exception:  # an evaluation written without plots
+        return {}
+    out: Dict[str, List[Dict[str, float]]] = {}
+    for slice_key, by_output in plots:
+        if slice_key:
+            continue
+        for output_name, by_sub_key in (by_output or {}).items():
+            for plot in (by_sub_key or {}).values():
+                buckets = (plot or {}).get("calibrationHistogramBuckets", {}).get("buckets", [])
+                rows = []
+                for b in buckets:
+                    weight = _finite(b.get("numWeightedExamples", 0.0))
+                    if not weight > 0:
+                        continue
+                    rows.append({"lower": _finite(b.get("lowerThresholdInclusive", 0.0)),
+                                 "upper": _finite(b.get("upperThresholdExclusive", 1.0)), "weight": weight,
+                                 "mean_prediction": _finite(b.get("totalWeightedRefinedPrediction", 0.0)) / weight,
+                                 "mean_label": _finite(b.get("totalWeightedLabel", 0.0)) / weight})
+                if rows:
+                    out[output_name] = rows
+    return out
+
+
+def read_eval_table(examples_uri: str, columns: List[str], split: str = "eval") -> Dict[str, list]:
+    """The given columns of ExampleGen's split with their own types (str, int, float; None when absent)."""
+    import tensorflow as tf
+
+    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    values: Dict[str, list] = {c: [] for c in columns}
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
+        example = tf.train.Example.FromString(record)
+        for c in columns:
+            feature = example.features.feature[c]
+            kind = feature.WhichOneof("kind")
+            raw = list(getattr(feature, kind).value) if kind else []
+            value = raw[0] if raw else None
+            values[c].append(value.decode() if isinstance(value, bytes) else value)
+    return values
+
+
+def parse_slice_name(name: str) -> List[tuple]:
+    """'device=mobile * position=3' -> [('device', 'mobile'), ('position', '3')]; 'Overall' -> []."""
+    if name == "Overall":
+        return []
+    return [tuple(part.split("=", 1)) for part in name.split(" * ")]
+
+
+def oracle_auc_by_slice(cfg: config_lib.Config, examples_uri: str, slice_names: List[str]) -> Dict[str, Dict[str, float]]:
+    """AUC of each task's oracle column on the eval rows of every slice TFMA reported (the same rows)."""
+    tasks = [t for t in cfg.tasks if t.oracle and t.type == "binary"]
+    slice_columns = sorted({col for name in slice_names for col, _ in parse_slice_name(name)})
+    if not tasks:
+        return {}
+    table = read_eval_table(examples_uri, sorted({c for t in tasks for c in (t.label, t.oracle)} | set(slice_columns)))
+    as_text = {c: np.asarray([_slice_text(v) for v in table[c]], dtype=object) for c in slice_columns}
+    labels = {t.name: np.asarray(table[t.label], dtype=np.float64) for t in tasks}
+    oracles = {t.name: np.asarray(table[t.oracle], dtype=np.float64) for t in tasks}
+    out: Dict[str, Dict[str, float]] = {}
+    for name in slice_names:
+        mask = np.ones(len(table[tasks[0].label]), dtype=bool)
+        for col, value in parse_slice_name(name):
+            mask &= as_text[col] == value
+        out[name] = {t.name: metrics_lib.auc(labels[t.name][mask], oracles[t.name][mask]) for t in tasks}
+    return out
+
+
+def _slice_text(value) -> str:
+    """A raw value as it appears in a slice name."""
+    return str(value)
 
 
 def read_eval_columns(examples_uri: str, columns: List[str], split: str = "eval") -> Dict[str, np.ndarray]:
@@ -212,13 +309,45 @@ def latest_run(metadata_path: str, pipeline_name: str, cfg: config_lib.Config,
         props = pusher.properties[pusher.outputs["pushed_model"][0]]
         if props.get("pushed"):
             pushed_path = props.get("pushed_destination")
-    oracle, rows = {}, 0
+    oracle, rows, oracle_slices = {}, 0, {}
     example_gen = components.get("CsvExampleGen")
     if example_gen and example_gen.outputs.get("examples"):
         oracle, rows = oracle_auc(cfg, example_gen.outputs["examples"][0])
+        if oracle and metrics:
+            oracle_slices = oracle_auc_by_slice(cfg, example_gen.outputs["examples"][0], sorted(metrics))
+    if not rows and metrics:  # no oracle column to count rows by: TFMA's example count of the overall slice
+        counts = [m.get("example_count", 0.0) for m in metrics.get("Overall", {}).values()]
+        rows = int(max(counts, default=0.0))
+    evaluation_uri = evaluator.outputs["evaluation"][0] if evaluator and evaluator.outputs.get("evaluation") else None
     return RunResult(pipeline_name=pipeline_name, run_id=run_ctx.name, components=components, metrics=metrics,
                      validation_ok=validation_ok, validation_failures=failures, blessed=blessed,
-                     pushed_path=pushed_path, oracle_auc=oracle, eval_rows=rows)
+                     pushed_path=pushed_path, oracle_auc=oracle, eval_rows=rows, oracle_auc_by_slice=oracle_slices,
+                     calibration=read_calibration(evaluation_uri) if evaluation_uri else {},
+                     evaluation_uri=evaluation_uri)
+
+
+def run_history(metadata_path: str, pipeline_name: str) -> List[Dict[str, object]]:
+    """Every run of the pipeline whose Evaluator finished, oldest first: run id, run date, blessed, and the
+    overall metrics per task (read from each run's TFMA output). Feeds the report's AUC-per-day plot."""
+    if not os.path.exists(metadata_path):
+        return []
+    store = _store(metadata_path)
+    history = []
+    for run_ctx in sorted(_run_contexts(store, pipeline_name).values(), key=lambda c: (c.create_time_since_epoch, c.id)):
+        runs = component_runs(store, run_ctx)
+        evaluator, day_window = runs.get("Evaluator"), runs.get("DayWindow")
+        if not evaluator or evaluator.state not in ("COMPLETE", "CACHED") or not evaluator.outputs.get("evaluation"):
+            continue
+        try:
+            metrics, _, _ = read_tfma(evaluator.outputs["evaluation"][0])
+        except Exception:  # an evaluation folder removed by hand: skip that run, keep the others
+            continue
+        blessing = evaluator.outputs.get("blessing")
+        history.append({"run_id": run_ctx.name,
+                        "run_date": day_window.exec_properties.get("run_date") if day_window else None,
+                        "blessed": bool(evaluator.properties[blessing[0]].get("blessed")) if blessing else None,
+                        "metrics": metrics.get("Overall", {})})
+    return history
 
 
 def format_run(cfg: config_lib.Config, result: RunResult) -> str:
@@ -232,14 +361,19 @@ def format_run(cfg: config_lib.Config, result: RunResult) -> str:
     lines += ["", f"Evaluation on {result.eval_rows:,} held-out rows (overall slice):"]
     binary = [t for t in cfg.tasks if t.type == "binary"]
     if binary:
-        lines.append(f"{'task':<12}{'AUC':>8}{'oracle':>8}{'gap':>8}{'PR-AUC':>8}{'logloss':>9}{'calib':>8}{'rows':>9}")
+        grouped = bool(cfg.evaluation.group_column)  # GAUC only when a group column is configured
+        gauc_head = f"{'GAUC':>8}" if grouped else ""
+        lines.append(f"{'task':<12}{'AUC':>8}{'oracle':>8}{'gap':>8}{gauc_head}{'PR-AUC':>8}"
+                     f"{'logloss':>9}{'calib':>8}{'ECE':>8}{'rows':>9}")
         for t in binary:
             model_auc = result.metric(t.name, "auc")
             oracle = result.oracle_auc.get(t.name, float("nan"))
+            gauc = f"{result.metric(t.name, 'gauc'):>8.4f}" if grouped else ""
             lines.append(
                 f"{t.name:<12}{model_auc:>8.4f}{oracle:>8.4f}{oracle - model_auc:>8.4f}"
-                f"{result.metric(t.name, 'auc_precision_recall'):>8.4f}"
+                f"{gauc}{result.metric(t.name, 'auc_precision_recall'):>8.4f}"
                 f"{result.metric(t.name, 'binary_crossentropy'):>9.4f}{result.metric(t.name, 'calibration'):>8.3f}"
+                f"{result.metric(t.name, 'expected_calibration_error'):>8.4f}"
                 f"{result.metric(t.name, 'example_count'):>9.0f}")
     for t in cfg.tasks:
         if t.type == "regression":

@@ -20,7 +20,7 @@ def test_one_metrics_spec_per_task_with_labels_from_transform(cfg):
 def test_slices_are_overall_plus_configured_columns(cfg):
     specs = evaluation.slicing_specs(cfg)
     assert specs[0] == tfma.SlicingSpec()
-    assert [list(s.feature_keys) for s in specs[1:]] == [["device"], ["category"]]
+    assert [list(s.feature_keys) for s in specs[1:]] == [["device"], ["category"], ["position"], ["device", "position"]]
     crossed = cfg.replace(evaluation=cfg.evaluation.__class__(slices=["device*category"]))
     assert list(evaluation.slicing_specs(crossed)[1].feature_keys) == ["device", "category"]
 
@@ -35,8 +35,10 @@ def test_thresholds_gate_on_the_overall_slice_only(cfg):
     assert threshold.value_threshold.lower_bound.value == 0.6
     assert threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
     assert threshold.change_threshold.absolute.value == -0.01
-    dwell_metrics = config.metrics_specs[2].metrics
-    assert not any(m.per_slice_thresholds for m in dwell_metrics)
+    for spec in config.metrics_specs:  # every task's gate, regression included, sits on the overall slice only
+        for m in spec.metrics:
+            assert not m.HasField("threshold")
+            assert all(list(p.slicing_specs) == [tfma.SlicingSpec()] for p in m.per_slice_thresholds)
 
 
 def test_lower_is_better_metrics_get_upper_bounds(cfg):
@@ -50,3 +52,103 @@ def test_lower_is_better_metrics_get_upper_bounds(cfg):
     assert threshold.value_threshold.upper_bound.value == 1.0
     assert threshold.change_threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER
     assert threshold.change_threshold.absolute.value == 0.05
+
+
+# ---- blessing at the TFMA level: two "models" given as prediction columns, no training ------------------
+
+
+def test_every_task_gets_a_floor_and_a_change_threshold_from_the_configuration(cfg):
+    config = evaluation.eval_config(cfg)
+    for spec in config.metrics_specs:
+        (task,) = spec.output_names
+        gated = [m for m in spec.metrics if m.per_slice_thresholds]
+        assert gated, f"task {task} has no blessing threshold"
+        for m in gated:
+            threshold = m.per_slice_thresholds[0].threshold
+            assert threshold.HasField("value_threshold") and threshold.HasField("change_threshold"), (task, m.class_name)
+
+
+def test_binary_tasks_get_ece_calibration_plot_and_gauc(cfg):
+    config = evaluation.eval_config(cfg)
+    click = {m.class_name: m for m in config.metrics_specs[0].metrics}
+    assert {"ExpectedCalibrationError", "CalibrationPlot", "GAUC"} <= set(click)
+    assert click["GAUC"].module == "components.gauc" and "user_id" in click["GAUC"].config
+    assert list(evaluation.slicing_specs(cfg)[-1].feature_keys) == ["device", "position"]
+
+
+def _write_examples(path, columns):
+    import tensorflow as tf
+
+    n = len(next(iter(columns.values())))
+    with tf.io.TFRecordWriter(path) as writer:
+        for i in range(n):
+            feature = {}
+            for name, values in columns.items():
+                v = values[i]
+                if isinstance(v, str):
+                    feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()]))
+                else:
+                    feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(v)]))
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+def _validate(cfg, tmp_path, monkeypatch, worse_task):
+    """Candidate = baseline except `worse_task`, whose predictions are shuffled; returns TFMA's validation."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 800
+    columns = {"user_id": [f"u{i % 40}" for i in range(n)], "device": ["mobile"] * n, "position": [1.0] * n}
+    for task in cfg.tasks:
+        if task.type == "binary":
+            truth = rng.uniform(0.05, 0.95, n)
+            label = (rng.uniform(size=n) < truth).astype(float)
+            good = np.clip(truth + rng.normal(0, 0.05, n), 0.01, 0.99)
+        else:
+            label = rng.normal(2.0, 1.0, n)
+            good = label + rng.normal(0, 0.3, n)
+        columns[task.transformed_label] = label
+        columns[f"{task.name}_baseline"] = good
+        columns[f"{task.name}_candidate"] = rng.permutation(good) if task.name == worse_task else good
+        if task.weight_by:
+            columns[task.transformed_weight] = np.ones(n)
+    data = str(tmp_path / f"worse_{worse_task}.tfrecord")
+    _write_examples(data, columns)
+    config = evaluation.eval_config(cfg)
+    del config.model_specs[:]
+    del config.slicing_specs[1:]  # the gate reads the overall slice only; keep the run short
+    for name, baseline in (("candidate", False), ("baseline", True)):
+        config.model_specs.append(tfma.ModelSpec(
+            name=name, is_baseline=baseline,
+            label_keys={t.name: t.transformed_label for t in cfg.tasks},
+            prediction_keys={t.name: f"{t.name}_{name}" for t in cfg.tasks},
+            example_weight_keys={t.name: t.transformed_weight for t in cfg.tasks if t.weight_by}))
+    out = str(tmp_path / f"out_{worse_task}")
+    # run_model_analysis decides "there is a baseline" from the number of model objects it is given; with
+    # predictions read from the data there are none, so it would drop the baseline. Keep both ModelSpecs.
+    from tensorflow_model_analysis.api import model_eval_lib
+    from tensorflow_model_analysis.utils import config_util
+
+    monkeypatch.setattr(model_eval_lib, "_update_eval_config_with_defaults",
+                        lambda c, _: config_util.update_eval_config_with_defaults(c, has_baseline=None, rubber_stamp=True))
+    tfma.run_model_analysis(eval_config=config, data_location=data, output_path=out)
+    return tfma.load_validation_result(out)
+
+
+def test_a_model_made_worse_on_one_binary_task_is_not_blessed(cfg, tmp_path, monkeypatch):
+    validation = _validate(cfg, tmp_path, monkeypatch, worse_task="purchase")
+    assert not validation.validation_ok
+    failed = {(f.metric_key.output_name, f.metric_key.name, f.metric_key.is_diff)
+              for s in validation.metric_validations_per_slice for f in s.failures}
+    assert ("purchase", "auc", True) in failed  # the drop against the last blessed model
+    assert ("purchase", "auc", False) in failed  # and the absolute floor
+    assert {task for task, _, _ in failed} == {"purchase"}  # click is as good as before: no seesaw excuse
+
+
+def test_a_model_made_worse_on_the_regression_task_is_not_blessed(cfg, tmp_path, monkeypatch):
+    validation = _validate(cfg, tmp_path, monkeypatch, worse_task="dwell")
+    assert not validation.validation_ok
+    failed = {(f.metric_key.output_name, f.metric_key.name, f.metric_key.is_diff)
+              for s in validation.metric_validations_per_slice for f in s.failures}
+    assert ("dwell", "mean_squared_error", True) in failed  # lower is better: a rise beyond max_drop fails
+    assert {task for task, _, _ in failed} == {"dwell"}

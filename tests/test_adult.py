@@ -1,0 +1,112 @@
+"""Bring your own CSV: UCI Adult laid out as day folders, its configuration, its schema, and Transform on it."""
+
+import csv
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_transform.tf_metadata import schema_utils
+from tfx.utils import io_utils
+
+from components import evaluation, preprocessing
+from mtrank import config as config_lib
+from mtrank import datasets
+
+REPO = Path(__file__).resolve().parent.parent
+ADULT_CONFIG = REPO / "configs" / "adult.yaml"
+ADULT_SRC = REPO.parent / "shared" / "datasets" / "adult"
+ROWS = 300
+
+
+@pytest.fixture(scope="module")
+def adult_cfg():
+    return config_lib.load(ADULT_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def adult_schema(adult_cfg):
+    return io_utils.parse_pbtxt_file(adult_cfg.resolve_path(adult_cfg.data.schema), schema_pb2.Schema())
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    if not (ADULT_SRC / "adult.data").exists():
+        pytest.skip(f"{ADULT_SRC} is not present")
+    out = tmp_path_factory.mktemp("adult")
+    written = datasets.prepare_adult(ADULT_SRC, out, limit=ROWS)
+    return out, written
+
+
+def test_configuration_validates_and_keeps_labels_out_of_the_inputs(adult_cfg):
+    assert [t.name for t in adult_cfg.tasks] == ["income", "never_married"]
+    for task in adult_cfg.tasks:
+        assert task.label not in adult_cfg.input_columns
+    assert "marital_status" not in adult_cfg.input_columns and "income" not in adult_cfg.input_columns
+    config = evaluation.eval_config(adult_cfg)  # the TFMA set-up builds from it, with no GAUC (no group column)
+    assert [s.output_names[0] for s in config.metrics_specs] == ["income", "never_married"]
+    assert not any(m.class_name == "GAUC" for s in config.metrics_specs for m in s.metrics)
+
+
+def test_schema_names_every_column_of_the_prepared_files(adult_cfg, adult_schema):
+    names = {f.name for f in adult_schema.feature}
+    assert names == set(datasets.output_columns())
+    assert set(adult_cfg.input_columns) | set(adult_cfg.label_columns) <= names
+    for f in adult_schema.feature:
+        if f.name in adult_cfg.label_columns:
+            assert list(f.not_in_environment) == ["SERVING"], f.name
+
+
+def test_prepare_writes_day_folders_with_a_header_and_0_1_labels(prepared):
+    out, written = prepared
+    assert written == {"2026-01-01": ROWS, "2026-01-02": ROWS}
+    with open(out / "2026-01-02" / "adult.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == datasets.output_columns()
+    assert {r["income_gt_50k"] for r in rows} == {"0", "1"}
+    assert {r["never_married"] for r in rows} == {"0", "1"}
+    assert all(not v.startswith(" ") for r in rows for v in r.values())  # ", " separators are stripped
+
+
+def test_labels_with_a_trailing_dot_and_the_cross_validator_line_are_handled(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    line = "25, Private, 226802, 11th, 7, Never-married, Machine-op-inspct, Own-child, Black, Male, 0, 0, 40, United-States, {}\n"
+    (src / "adult.data").write_text(line.format(">50K") + "\n")
+    (src / "adult.test").write_text("|1x3 Cross validator\n" + line.format(">50K.") + line.format("<=50K."))
+    datasets.prepare_adult(src, tmp_path / "out")
+    with open(tmp_path / "out" / "2026-01-02" / "adult.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["income_gt_50k"] for r in rows] == ["1", "0"]
+    (src / "adult.data").write_text("1, 2, 3\n")
+    with pytest.raises(ValueError, match=r"adult\.data:1"):
+        datasets.prepare_adult(src, tmp_path / "out")
+
+
+def test_adult_runs_through_transform(adult_cfg, adult_schema, prepared):
+    out, _ = prepared
+    feature_spec = schema_utils.schema_as_feature_spec(adult_schema).feature_spec
+    columns = adult_cfg.input_columns + adult_cfg.label_columns
+    rows = []
+    with open(out / "2026-01-01" / "adult.csv") as f:
+        for raw in csv.DictReader(f):
+            row = {}
+            for c in columns:
+                dtype = feature_spec[c].dtype
+                row[c] = [raw[c].encode()] if dtype == tf.string else [int(raw[c])] if dtype == tf.int64 else [float(raw[c])]
+            rows.append(row)
+    metadata = tft.DatasetMetadata.from_feature_spec({c: feature_spec[c] for c in columns})
+    with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
+        (result, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing.preprocessing_fn(inputs, {preprocessing.CONFIG_KEY: adult_cfg.to_json()}),
+            output_record_batches=False)
+    expected = {f.transformed_name for f in adult_cfg.features} | {t.transformed_label for t in adult_cfg.tasks}
+    assert set(result[0]) == expected
+    income = np.array([r["income_label"] for r in result]).ravel()
+    np.testing.assert_array_equal(income, [float(r["income_gt_50k"][0]) for r in rows])
+    age = np.array([r["age_xf"] for r in result]).ravel()
+    assert abs(age.mean()) < 1e-3 and abs(age.std() - 1.0) < 1e-2

@@ -1,19 +1,16 @@
 """Bring your own CSV: UCI Adult laid out as day folders, its configuration, its schema, and Transform on it."""
 
 import csv
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
 from tensorflow_metadata.proto.v0 import schema_pb2
-from tensorflow_transform.tf_metadata import schema_utils
 from tfx.utils import io_utils
 
-from components import evaluation, preprocessing
+import transform_support
+from components import evaluation
 from mtrank import config as config_lib
 from mtrank import datasets
 
@@ -89,21 +86,16 @@ def test_labels_with_a_trailing_dot_and_the_cross_validator_line_are_handled(tmp
 
 def test_adult_runs_through_transform(adult_cfg, adult_schema, prepared):
     out, _ = prepared
-    feature_spec = schema_utils.schema_as_feature_spec(adult_schema).feature_spec
-    columns = adult_cfg.input_columns + adult_cfg.label_columns
+    spec = transform_support.feature_spec(adult_schema)
     rows = []
     with open(out / "2026-01-01" / "adult.csv") as f:
         for raw in csv.DictReader(f):
             row = {}
-            for c in columns:
-                dtype = feature_spec[c].dtype
+            for c in transform_support.model_columns(adult_cfg):
+                dtype = spec[c].dtype
                 row[c] = [raw[c].encode()] if dtype == tf.string else [int(raw[c])] if dtype == tf.int64 else [float(raw[c])]
             rows.append(row)
-    metadata = tft.DatasetMetadata.from_feature_spec({c: feature_spec[c] for c in columns})
-    with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
-        (result, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            lambda inputs: preprocessing.preprocessing_fn(inputs, {preprocessing.CONFIG_KEY: adult_cfg.to_json()}),
-            output_record_batches=False)
+    result = transform_support.transform_rows(adult_cfg, adult_schema, rows)
     expected = {f.transformed_name for f in adult_cfg.features} | {t.transformed_label for t in adult_cfg.tasks}
     assert set(result[0]) == expected
     income = np.array([r["income_label"] for r in result]).ravel()

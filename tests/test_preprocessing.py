@@ -1,17 +1,11 @@
 """preprocessing_fn run through tf.Transform's Beam API, as the Transform component runs it."""
 
-import tempfile
-
 import numpy as np
 import pytest
-import tensorflow as tf
-import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import schema_utils
-from tfx.utils import io_utils
 from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.utils import io_utils
 
-from components import preprocessing
+import transform_support
 from mtrank import simulate
 
 
@@ -20,20 +14,14 @@ def transformed(cfg):
     world = simulate.build_world(simulate.SimulatorSpec(seed=5))
     day = simulate.simulate_day(world, 20_000, 400)
     schema = io_utils.parse_pbtxt_file(cfg.resolve_path(cfg.data.schema), schema_pb2.Schema())
-    feature_spec = schema_utils.schema_as_feature_spec(schema).feature_spec
-    columns = cfg.input_columns + cfg.label_columns
     rows = []
     for i in range(len(day["click"])):
         row = {}
-        for c in columns:
+        for c in transform_support.model_columns(cfg):
             value = day[c][i]
             row[c] = [value.encode() if isinstance(value, str) else value.item()]
         rows.append(row)
-    metadata = tft.DatasetMetadata.from_feature_spec({c: feature_spec[c] for c in columns})
-    with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
-        (result, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            lambda inputs: preprocessing.preprocessing_fn(inputs, {preprocessing.CONFIG_KEY: cfg.to_json()}),
-            output_record_batches=False)
+    result = transform_support.transform_rows(cfg, schema, rows)
     return day, result
 
 

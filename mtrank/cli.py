@@ -96,10 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    def with_config(p):
-        p.add_argument("--config", default=str(config_lib.DEFAULT_CONFIG_PATH),
-                       help="configuration file (default: %(default)s)")
-        return p
+    with_config = config_lib.add_config_argument
 
     p = with_config(sub.add_parser("simulate", help="write simulated impressions, one folder per day",
                                    description="Write simulated impressions with their true probabilities."))

@@ -424,6 +424,14 @@ def load(path: Optional[os.PathLike | str] = None) -> Config:
     return from_dict(raw, source=str(path))
 
 
+def add_config_argument(parser, purpose: str = ""):
+    """The `--config` option every `mtrank` subcommand takes; `purpose` says what that command reads from it."""
+    detail = f"; {purpose}" if purpose else ""
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH),
+                        help=f"configuration file{detail} (default: %(default)s)")
+    return parser
+
+
 def from_json(text: str) -> Config:
     """Inverse of `Config.to_json`, used inside Transform and Trainer."""
     payload = json.loads(text)

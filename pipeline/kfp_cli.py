@@ -18,10 +18,8 @@ from mtrank import config as config_lib
 
 
 def _with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--config", default=str(config_lib.DEFAULT_CONFIG_PATH),
-                   help="configuration file; its kubeflow: section gives image, roots, Beam runner and Trainer "
-                        "resources (default: %(default)s)")
-    return p
+    return config_lib.add_config_argument(
+        p, "its kubeflow: section gives image, roots, Beam runner and Trainer resources")
 
 
 # ---- compile ------------------------------------------------------------------------------------------------

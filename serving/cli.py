@@ -21,8 +21,7 @@ MAX_ID_COLUMNS = 3
 
 
 def _with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--config", default=str(config_lib.DEFAULT_CONFIG_PATH),
-                   help="configuration file; gives the model name and the input columns (default: %(default)s)")
+    config_lib.add_config_argument(p, "gives the model name and the input columns")
     p.add_argument("--model-name", help="served model name (default: the configuration's serving.model_name)")
     return p
 

@@ -11,7 +11,7 @@ import glob
 import json
 import math
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import mtrank  # noqa: F401
 import numpy as np
@@ -197,51 +197,31 @@ def parse_slice_name(name: str) -> List[tuple]:
     return [tuple(part.split("=", 1)) for part in name.split(" * ")]
 
 
-def oracle_auc_by_slice(cfg: config_lib.Config, examples_uri: str, slice_names: List[str]) -> Dict[str, Dict[str, float]]:
-    """AUC of each task's oracle column on the eval rows of every slice TFMA reported (the same rows)."""
+def oracle_auc_by_slice(cfg: config_lib.Config, examples_uri: str,
+                        slice_names: List[str]) -> Tuple[Dict[str, Dict[str, float]], int]:
+    """AUC of each task's oracle column on the eval rows of every named slice ('Overall' included), and
+    the number of eval rows: one pass over the split TFMA evaluated (the same rows)."""
     tasks = [t for t in cfg.tasks if t.oracle and t.type == "binary"]
-    slice_columns = sorted({col for name in slice_names for col, _ in parse_slice_name(name)})
     if not tasks:
-        return {}
+        return {}, 0
+    slice_columns = sorted({col for name in slice_names for col, _ in parse_slice_name(name)})
     table = read_eval_table(examples_uri, sorted({c for t in tasks for c in (t.label, t.oracle)} | set(slice_columns)))
+    rows = len(table[tasks[0].label])
     as_text = {c: np.asarray([_slice_text(v) for v in table[c]], dtype=object) for c in slice_columns}
     labels = {t.name: np.asarray(table[t.label], dtype=np.float64) for t in tasks}
     oracles = {t.name: np.asarray(table[t.oracle], dtype=np.float64) for t in tasks}
     out: Dict[str, Dict[str, float]] = {}
     for name in slice_names:
-        mask = np.ones(len(table[tasks[0].label]), dtype=bool)
+        mask = np.ones(rows, dtype=bool)
         for col, value in parse_slice_name(name):
             mask &= as_text[col] == value
         out[name] = {t.name: metrics_lib.auc(labels[t.name][mask], oracles[t.name][mask]) for t in tasks}
-    return out
+    return out, rows
 
 
 def _slice_text(value) -> str:
     """A raw value as it appears in a slice name."""
     return str(value)
-
-
-def read_eval_columns(examples_uri: str, columns: List[str], split: str = "eval") -> Dict[str, np.ndarray]:
-    """Reads the given columns of ExampleGen's eval split (the rows TFMA evaluated)."""
-    import tensorflow as tf
-
-    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
-    values = {c: [] for c in columns}
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
-        example = tf.train.Example.FromString(record)
-        for c in columns:
-            feature = example.features.feature[c]
-            values[c].append((feature.float_list.value or feature.int64_list.value or [math.nan])[0])
-    return {c: np.asarray(v, dtype=np.float64) for c, v in values.items()}
-
-
-def oracle_auc(cfg: config_lib.Config, examples_uri: str):
-    tasks = [t for t in cfg.tasks if t.oracle and t.type == "binary"]
-    if not tasks:
-        return {}, 0
-    cols = read_eval_columns(examples_uri, sorted({c for t in tasks for c in (t.label, t.oracle)}))
-    rows = len(next(iter(cols.values())))
-    return {t.name: metrics_lib.auc(cols[t.label], cols[t.oracle]) for t in tasks}, rows
 
 
 def _run_contexts(store, pipeline_name: str):
@@ -312,9 +292,9 @@ def latest_run(metadata_path: str, pipeline_name: str, cfg: config_lib.Config,
     oracle, rows, oracle_slices = {}, 0, {}
     example_gen = components.get("CsvExampleGen")
     if example_gen and example_gen.outputs.get("examples"):
-        oracle, rows = oracle_auc(cfg, example_gen.outputs["examples"][0])
-        if oracle and metrics:
-            oracle_slices = oracle_auc_by_slice(cfg, example_gen.outputs["examples"][0], sorted(metrics))
+        oracle_slices, rows = oracle_auc_by_slice(cfg, example_gen.outputs["examples"][0],
+                                                  sorted(set(metrics) | {"Overall"}))
+        oracle = oracle_slices.get("Overall", {})
     if not rows and metrics:  # no oracle column to count rows by: TFMA's example count of the overall slice
         counts = [m.get("example_count", 0.0) for m in metrics.get("Overall", {}).values()]
         rows = int(max(counts, default=0.0))

@@ -13,12 +13,13 @@ DEMO_DAYS ?= 3
 DEMO_ROWS_PER_DAY ?= 30000
 WORKSPACE ?= workspace
 
-.PHONY: install demo test test-fast clean help
+.PHONY: install demo test test-fast bench clean help
 
 help:
 	@echo "make install   create $(VENV) from the pinned lock and install the project"
 	@echo "make demo      simulate impressions, run the whole local pipeline, print per-task results"
 	@echo "make test      run the test suite (installs first when needed)"
+	@echo "make bench     the benchmark suite (~30 min on 2 cores): bench/results/*.json and SUMMARY.md"
 
 install: $(STAMP)
 
@@ -38,6 +39,17 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+BENCH_WORK ?= /tmp/mtrank-bench
+
+# Quick ones first, so a broken benchmark shows early; serving reuses the smallest scaling run's pushed model.
+bench: install
+	$(BIN)/python bench/simulator.py
+	$(BIN)/python bench/trainer_throughput.py
+	$(BIN)/python bench/pipeline_scaling.py --work $(BENCH_WORK)/scaling
+	$(BIN)/python bench/serving_latency.py --seconds 3 \
+		--model-dir $$(ls -d $(BENCH_WORK)/scaling/rows-150000/serving/ranker/[0-9]* | tail -1)
+	$(BIN)/python bench/summary.py
 
 clean:
 	rm -rf $(WORKSPACE) .pytest_cache

@@ -116,9 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workspace", default=DEFAULT_WORKSPACE,
                        help="artifacts, metadata, pushed models and logs (default: %(default)s)")
         p.add_argument("--data-root", help="override the configuration's data.root")
-        p.add_argument("--direct-running-mode", default="in_memory",
-                       choices=["in_memory", "multi_threading", "multi_processing"],
-                       help="Beam DirectRunner mode (default: %(default)s; see README for the measurement)")
+        p.add_argument("--direct-running-mode", default="auto",
+                       choices=["auto", "in_memory", "multi_threading", "multi_processing"],
+                       help="Beam DirectRunner mode; auto: in_memory below 32 MiB of input in the window, "
+                            "multi_processing above (default: %(default)s; measured in bench/results/beam_modes.md)")
         p.add_argument("--direct-num-workers", type=int, default=0,
                        help="Beam DirectRunner workers, 0 = one per core (default: %(default)s)")
         p.add_argument("--no-cache", action="store_true", help="re-execute every component")

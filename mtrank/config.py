@@ -120,6 +120,13 @@ class ModelSpec:
     learning_rate: float = 2e-3
     batch_size: int = 512
     epochs: int = 3
+    # Training steps per call into the compiled graph: the same batches and updates, but Python and the
+    # callbacks run once per `steps_per_execution` steps (bench/trainer_throughput.py measures the gain).
+    steps_per_execution: int = 1
+    jit_compile: bool = False  # XLA for the training step (measured in bench/trainer_throughput.py)
+    # Read the training window into memory once (one pass over Transform's gzipped TFRecords), then draw
+    # shuffled batches from it every epoch; off streams the files every epoch (for windows that do not fit).
+    examples_in_memory: bool = True
     warm_start: bool = True
     warm_start_epochs: int = 1
     seed: int = 7
@@ -141,6 +148,8 @@ class EvaluationSpec:
     thresholds: List[ThresholdSpec] = dataclasses.field(default_factory=list)
     group_column: Optional[str] = None  # raw column to group by for GAUC (e.g. user_id); None = no GAUC
     ece_bins: int = 10  # equal-width prediction bins of the expected calibration error and calibration plot
+    # Rows of the evaluated day the Evaluator reads: a hash sample above this (components/eval_sample.py); 0 = all.
+    max_eval_rows: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,6 +320,8 @@ def _validate_model(cfg: Config) -> None:
         raise ConfigError(f"{src}: model.task_experts must be >= 1 for {m.architecture}")
     if m.levels < 1:
         raise ConfigError(f"{src}: model.levels must be >= 1")
+    if m.steps_per_execution < 1 or m.batch_size < 1:
+        raise ConfigError(f"{src}: model.batch_size and model.steps_per_execution must be >= 1")
     if m.levels > 1 and m.architecture != "ple":
         raise ConfigError(f"{src}: model.levels = {m.levels} needs architecture ple (got {m.architecture!r})")
     if m.loss_weighting not in LOSS_WEIGHTINGS:
@@ -387,6 +398,8 @@ def validate(cfg: Config) -> None:
     for th in cfg.evaluation.thresholds:
         if th.task not in task_names:
             raise ConfigError(f"{src}: threshold names task {th.task!r}, which is not configured")
+    if cfg.evaluation.max_eval_rows < 0:
+        raise ConfigError(f"{src}: evaluation.max_eval_rows must be >= 0 (0 = every row), got {cfg.evaluation.max_eval_rows}")
     if cfg.evaluation.ece_bins < 2:
         raise ConfigError(f"{src}: evaluation.ece_bins must be >= 2, got {cfg.evaluation.ece_bins}")
     for s in cfg.evaluation.slices:

@@ -13,7 +13,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import mtrank  # noqa: F401
 from tfx import v1 as tfx
@@ -22,6 +22,11 @@ from mtrank import config as config_lib
 from pipeline.pipeline import create_pipeline
 
 DIRECT_RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+AUTO = "auto"
+# Measured on 2 cores (bench/results/beam_modes.md): multi_processing with a worker per core is 3.4x
+# slower for CsvExampleGen on a 50k-row day (4 MiB of CSV), about even at 500k rows in the window (40 MiB),
+# 1.5x faster at 1.5M rows (120 MiB). Below this many bytes of CSV in the window, in_memory wins.
+MULTI_PROCESSING_FROM_BYTES = 32 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +54,31 @@ class Workspace:
 
 def pipeline_name(cfg: config_lib.Config) -> str:
     return f"mtrank-{Path(cfg.source).stem}" if cfg.source.endswith((".yaml", ".yml")) else "mtrank"
+
+
+def window_bytes(data_root: str, span_pattern: str, run_date: str, train_days: int) -> int:
+    """Bytes of input a run reads: the evaluated day and the `train_days` before it."""
+    import datetime as dt
+
+    import tensorflow as tf
+
+    from components import window
+
+    present = window.days_present(data_root, span_pattern)
+    if not present:
+        return 0
+    day = dt.date.fromisoformat(run_date) if run_date else present[-1]
+    days = [day - dt.timedelta(days=k) for k in range(train_days + 1)]
+    return sum(tf.io.gfile.stat(f).length for d in days
+               for f in tf.io.gfile.glob(os.path.join(data_root, window.day_pattern(span_pattern, d))))
+
+
+def choose_running_mode(input_bytes: int) -> Tuple[str, str]:
+    """`auto`: the DirectRunner mode that measured faster for this much input, and why."""
+    mib = input_bytes / 2**20
+    if input_bytes >= MULTI_PROCESSING_FROM_BYTES:
+        return "multi_processing", f"{mib:.0f} MiB of input >= {MULTI_PROCESSING_FROM_BYTES >> 20} MiB"
+    return "in_memory", f"{mib:.0f} MiB of input < {MULTI_PROCESSING_FROM_BYTES >> 20} MiB"
 
 
 def beam_args(direct_running_mode: str, direct_num_workers: int) -> List[str]:
@@ -107,7 +137,7 @@ def run(
     workspace: Workspace,
     run_date: str,
     train_days: Optional[int] = None,
-    direct_running_mode: str = "in_memory",
+    direct_running_mode: str = AUTO,
     direct_num_workers: int = 0,
     enable_cache: bool = True,
     data_root: Optional[str] = None,
@@ -120,12 +150,17 @@ def run(
     handlers = _route_logs(log_file)
     print(f"[pipeline] detailed log: {log_file}", flush=True)
     name = pipeline_name(cfg)
+    data_root = data_root or cfg.resolve_path(cfg.data.root)
+    if direct_running_mode == AUTO:
+        direct_running_mode, why = choose_running_mode(
+            window_bytes(data_root, cfg.data.span_pattern, run_date, train_days or cfg.data.train_days))
+        print(f"[pipeline] Beam DirectRunner: {direct_running_mode} ({why})", flush=True)
     try:
         tfx.orchestration.LocalDagRunner().run(create_pipeline(
             pipeline_name=name,
             pipeline_root=str(workspace.pipeline_root / name),
             cfg=cfg,
-            data_root=data_root or cfg.resolve_path(cfg.data.root),
+            data_root=data_root,
             schema_path=cfg.resolve_path(cfg.data.schema),
             serving_root=str(workspace.serving_root),
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(

@@ -224,6 +224,15 @@ def _slice_text(value) -> str:
     return str(value)
 
 
+def latest_component_runs(metadata_path: str, pipeline_name: str) -> Dict[str, ComponentRun]:
+    """Components of the newest run with their wall times, without reading any output (for benchmarks)."""
+    store = _store(metadata_path)
+    run_contexts = _run_contexts(store, pipeline_name)
+    if not run_contexts:
+        raise LookupError(f"{metadata_path}: pipeline {pipeline_name!r} has no recorded run")
+    return component_runs(store, max(run_contexts.values(), key=lambda c: (c.create_time_since_epoch, c.id)))
+
+
 def _run_contexts(store, pipeline_name: str):
     """Pipeline-run contexts of a pipeline, each with the run date its DayWindow was given."""
     pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
@@ -290,9 +299,11 @@ def latest_run(metadata_path: str, pipeline_name: str, cfg: config_lib.Config,
         if props.get("pushed"):
             pushed_path = props.get("pushed_destination")
     oracle, rows, oracle_slices = {}, 0, {}
-    example_gen = components.get("CsvExampleGen")
-    if example_gen and example_gen.outputs.get("examples"):
-        oracle_slices, rows = oracle_auc_by_slice(cfg, example_gen.outputs["examples"][0],
+    # The rows TFMA evaluated: EvalSample's when the day was sampled, else ExampleGen's eval split.
+    evaluated = components.get("EvalSample") or components.get("CsvExampleGen")
+    evaluated_key = "sample" if evaluated is components.get("EvalSample") else "examples"
+    if evaluated and evaluated.outputs.get(evaluated_key):
+        oracle_slices, rows = oracle_auc_by_slice(cfg, evaluated.outputs[evaluated_key][0],
                                                   sorted(set(metrics) | {"Overall"}))
         oracle = oracle_slices.get("Overall", {})
     if not rows and metrics:  # no oracle column to count rows by: TFMA's example count of the overall slice

@@ -1,0 +1,36 @@
+"""What every benchmark of the suite shares: the machine it ran on, and writing <name>.json + <name>.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Dict
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> Dict:
+    """Enough to tell two runs' machines apart; the load average says whether the cores were shared."""
+    import tensorflow as tf
+
+    try:
+        with open("/proc/meminfo") as f:
+            mem_gib = int(f.readline().split()[1]) / 2**20
+    except OSError:
+        mem_gib = None
+    return {"cpus": os.cpu_count(), "memory_gib": round(mem_gib, 1) if mem_gib else None,
+            "python": platform.python_version(), "tensorflow": tf.__version__, "platform": platform.platform(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "date": dt.datetime.now().isoformat(timespec="seconds")}
+
+
+def write(name: str, results: Dict, markdown: str, out: Path = RESULTS) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results.setdefault("machine", {})["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{name}.md").write_text(markdown)
+    print(f"\n{markdown}\nwritten to {out}/{name}.json and {name}.md", flush=True)

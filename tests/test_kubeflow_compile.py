@@ -99,6 +99,15 @@ def test_warm_start_and_baseline_come_from_the_last_blessed_model(compiled):
         assert artifact.producer_task == model_task and artifact.output_artifact_key == "model"
 
 
+def test_the_evaluator_reads_the_bounded_sample_of_the_evaluated_day(compiled):
+    tasks = compiled["spec"].root.dag.tasks
+    examples = tasks["Evaluator"].inputs.artifacts["examples"].task_output_artifact
+    assert (examples.producer_task, examples.output_artifact_key) == ("EvalSample", "sample")
+    source = tasks["EvalSample"].inputs.artifacts["examples"].task_output_artifact
+    assert source.producer_task == "CsvExampleGen"
+    assert _container(compiled["spec"], "EvalSample")["image"] == IMAGE  # project code runs in the pipeline image
+
+
 def test_pusher_runs_only_when_the_evaluator_blesses(compiled):
     pusher = compiled["spec"].root.dag.tasks["Pusher"]
     condition = pusher.trigger_policy.condition

@@ -19,7 +19,7 @@ from conftest import E2E_ROWS as ROWS
 pytestmark = pytest.mark.slow
 
 ALL_NODES = {"DayWindow", "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer",
-             "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+             "latest_blessed_model_resolver", "EvalSample", "Evaluator", "Pusher"}
 
 
 @pytest.fixture(scope="module")

@@ -98,8 +98,11 @@ class SoleExpertGate(keras.layers.Layer):
 
 
 def mix(experts: tf.Tensor, gate: tf.Tensor) -> tf.Tensor:
-    """Gate-weighted sum of expert outputs: [B, N, U] x [B, N] -> [B, U]. The one place it is written."""
-    return tf.einsum("bnu,bn->bu", experts, gate)
+    """Gate-weighted sum of expert outputs: [B, N, U] x [B, N] -> [B, U]. The one place it is written.
+
+    A broadcast multiply and a sum, not einsum("bnu,bn->bu"): the einsum lowers to B tiny batched
+    matrix products, which on CPU made the whole training step slower (bench/trainer_throughput.py)."""
+    return tf.reduce_sum(experts * tf.expand_dims(gate, -1), axis=1)
 
 
 def pool(groups: Sequence[tf.Tensor]) -> tf.Tensor:

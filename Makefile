@@ -19,7 +19,7 @@ help:
 	@echo "make install   create $(VENV) from the pinned lock and install the project"
 	@echo "make demo      simulate impressions, run the whole local pipeline, print per-task results"
 	@echo "make test      run the test suite (installs first when needed)"
-	@echo "make bench     the benchmark suite (~30 min on 2 cores): bench/results/*.json and SUMMARY.md"
+	@echo "make bench     the benchmark suite (~18 min on 2 cores): bench/results/*.json and SUMMARY.md"
 
 install: $(STAMP)
 

@@ -13,10 +13,7 @@ Writes bench/results/serving_latency.json and bench/results/serving_latency.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -32,12 +29,12 @@ import numpy as np  # noqa: E402
 import portpicker  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench import common  # noqa: E402
 from mtrank import config as config_lib  # noqa: E402
 from serving import candidates, warmup  # noqa: E402
 from serving.client import ServingClient, ServingError  # noqa: E402
 from serving.signatures import EXAMPLES_INPUT  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = (1, 100, 1000)
 MAX_ITERATIONS = 5000
 WARMUP_CALLS = 20
@@ -118,7 +115,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config", default=str(config_lib.DEFAULT_CONFIG_PATH))
     parser.add_argument("--model-dir", help="a pushed version folder (default: the newest under workspace/serving)")
     parser.add_argument("--seconds", type=float, default=5.0, help="time per case and path (default: %(default)s)")
-    parser.add_argument("--out", default=str(RESULTS), help="results folder (default: %(default)s)")
+    parser.add_argument("--out", default=str(common.RESULTS), help="results folder (default: %(default)s)")
     args = parser.parse_args(argv)
 
     cfg = config_lib.load(args.config)
@@ -133,9 +130,7 @@ def main(argv=None) -> int:
     port = portpicker.pick_unused_port()
     server = start_server(tmp, args.config, name, port)
     started = time.time()
-    results = {"model": name, "model_dir": str(source), "date": dt.datetime.now().isoformat(timespec="seconds"),
-               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
-                           "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
+    results = {"model": name, "model_dir": str(source), "machine": common.machine(),
                "method": "one client, sequential requests (closed loop); server = `mtrank serve` in its own process "
                          "on 127.0.0.1; in-process = tf.constant(batch) + serving_default + .numpy()",
                "cases": []}
@@ -163,13 +158,8 @@ def main(argv=None) -> int:
             server.kill()
         shutil.rmtree(tmp, ignore_errors=True)
     results["seconds"] = round(time.time() - started, 1)
-    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "serving_latency.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "serving_latency.md").write_text(markdown(results))
-    print(f"\n{markdown(results)}\nwritten to {out}/serving_latency.json and serving_latency.md "
-          f"({results['seconds']} s)")
+    common.write("serving_latency", results, markdown(results), Path(args.out))
+    print(f"({results['seconds']} s)")
     return 0
 
 

@@ -20,6 +20,8 @@ from tfx import v1 as tfx
 from tfx.components.util import examples_utils
 from tfx.types import artifact_utils
 
+from components import records
+
 HASH_BUCKETS = 1_000_000
 
 
@@ -33,8 +35,7 @@ def _files(examples_uri: str, split: str):
 def sample_split(examples_uri: str, out_uri: str, split: str, max_rows: int) -> tuple:
     """Writes the sampled split under `out_uri/Split-<split>/`; returns (rows in the day, rows kept)."""
     files = _files(examples_uri, split)
-    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    total = int(records.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+    total = records.count_records(files)
     out_dir = os.path.join(out_uri, f"Split-{split}")
     tf.io.gfile.makedirs(out_dir)
     if total <= max_rows:
@@ -42,7 +43,8 @@ def sample_split(examples_uri: str, out_uri: str, split: str, max_rows: int) -> 
             tf.io.gfile.copy(f, os.path.join(out_dir, os.path.basename(f)), overwrite=True)
         return total, total
     keep_below = int(HASH_BUCKETS * max_rows / total)
-    kept = records.filter(lambda r: tf.strings.to_hash_bucket_fast(r, HASH_BUCKETS) < keep_below)
+    kept = records.record_dataset(files).filter(
+        lambda r: tf.strings.to_hash_bucket_fast(r, HASH_BUCKETS) < keep_below)
     path = os.path.join(out_dir, "data_tfrecord-00000-of-00001.gz")
     writer = tf.io.TFRecordWriter(path, options=tf.io.TFRecordOptions(compression_type="GZIP"))
     count = 0

@@ -26,7 +26,7 @@ from absl import logging
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components import warm_start
+from components import records, warm_start
 from components.preprocessing import CONFIG_KEY
 from mtrank import config as config_lib
 from mtrank.models import builder, diagnostics
@@ -64,13 +64,11 @@ LOAD_BATCH = 16384  # rows per TFXIO batch when a split is read into memory
 
 
 def count_examples(file_pattern: List[str]) -> int:
-    """Rows in Transform's output (gzipped TFRecords); Keras needs the number of steps to run several per call."""
+    """Rows in Transform's output; Keras needs the number of steps to run several per call."""
     files = [f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
     if not files:
         raise FileNotFoundError(f"no transformed examples match {file_pattern}; did Transform write this split?")
-    compression = "GZIP" if all(f.endswith(".gz") for f in files) else ""
-    records = tf.data.TFRecordDataset(files, compression_type=compression, num_parallel_reads=tf.data.AUTOTUNE)
-    return int(records.reduce(np.int64(0), lambda count, _: count + 1))
+    return records.count_records(files)
 
 
 def input_fn(cfg: config_lib.Config, file_pattern: List[str], data_accessor: tfx.components.DataAccessor,

@@ -139,7 +139,7 @@ class ThresholdSpec:
     task: str
     metric: str = "auc"
     lower_bound: Optional[float] = None  # absolute floor
-    max_drop: Optional[float] = None  # largest tolerated drop against the last blessed model
+    max_drop: Optional[float] = None  # largest tolerated drop against the model in production
 
 
 @dataclasses.dataclass(frozen=True)

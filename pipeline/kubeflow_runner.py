@@ -3,8 +3,8 @@
 Thin on purpose, like the local runner: it picks the image, roots and Beam arguments from the
 configuration's `kubeflow:` section and calls `create_pipeline`. The run date is a runtime parameter
 (`run_date`), which a recurring run fills from its scheduled time (pipeline/schedule.py); the rolling
-window, the warm start from the last blessed model and the Pusher's blessing condition compile as they
-run locally. Transform and Trainer code is named by dotted path and baked into the image, so compiling
+window, the warm start from the model in production and the Pusher's blessing condition compile as they
+run locally, with no resolver node (the open-source backend refuses those). Transform and Trainer code is named by dotted path and baked into the image, so compiling
 needs no network, even with a gs:// root (a `module_file` would build and upload a wheel).
 """
 
@@ -25,10 +25,16 @@ from pipeline import beam_runners, local_runner
 from pipeline.pipeline import create_pipeline
 
 RUN_DATE = "run_date"
+RUN_DATE_DEFAULT = ""  # DayWindow: the newest day folder present
+# Every task runs TFX's executor runner through pipeline/kfp_entrypoint.py (it restores the input artifact
+# types the open-source backend drops); the module is in the image (Dockerfile: COPY pipeline/).
+ENTRYPOINT = ["python", "-m", "pipeline.kfp_entrypoint"]
 YAML_FILE = "pipeline.yaml"  # PipelineSpec: what kfp.Client uploads
 JSON_FILE = "pipeline.json"  # PipelineJob: what Vertex AI takes
 REMOTE_SCHEMES = ("gs://", "s3://")
-UNCACHED = ("DayWindow",)  # reads the data folder: the same parameters can mean a different window
+# Read the outside world, so the same parameters can mean another answer: the data folder (DayWindow) and
+# the serving root (ProductionModel; with an empty run_date two days would share one cache key).
+UNCACHED = ("DayWindow", "ProductionModel")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +137,7 @@ def build(cfg: config_lib.Config, where: Target, enable_cache: bool = True) -> t
         serving_root=where.serving_root,
         metadata_connection_config=None,
         beam_pipeline_args=beam_runners.beam_args(cfg, where.image),
-        run_date=tfx.dsl.experimental.RuntimeParameter(name=RUN_DATE, ptype=str, default=""),
+        run_date=tfx.dsl.experimental.RuntimeParameter(name=RUN_DATE, ptype=str, default=RUN_DATE_DEFAULT),
         enable_cache=enable_cache,
     )
     _configure_components(cfg, pipeline)
@@ -140,17 +146,41 @@ def build(cfg: config_lib.Config, where: Target, enable_cache: bool = True) -> t
 
 
 
+def name_output_parameter_producers(tasks: Dict[str, dict]) -> None:
+    """Points every `taskOutputParameter` at the task that produces it.
+
+    TFX 1.16's step builder writes the producer of an output parameter as `<component id>_task`
+    (`kubeflow/v2/step_builder.py`: `producer_task=channel.producer_component_id + '_task'`), but names
+    the task itself `<component id>`; here that is ExampleGen's `input_config` from DayWindow. Kubeflow
+    Pipelines' driver looks the producer up by task name among the DAG's tasks and fails the task when
+    it is not there, so the compiled name is mended to the task's real one (checked in
+    tests/kfp_backend_rules.py, executed in tests/test_kubeflow_execute.py).
+    """
+    for task in tasks.values():
+        for spec in task.get("inputs", {}).get("parameters", {}).values():
+            output = spec.get("taskOutputParameter")
+            if output and output["producerTask"] not in tasks and output["producerTask"].endswith("_task"):
+                real = output["producerTask"][: -len("_task")]
+                if real in tasks:
+                    output["producerTask"] = real
+
+
 def compile_pipeline(cfg: config_lib.Config, output_dir: os.PathLike | str, where: Target,
                      vertex_json: bool = False, enable_cache: bool = True) -> List[Path]:
     """Writes pipeline.yaml (and pipeline.json when asked) into `output_dir`; returns their paths."""
     pipeline = build(cfg, where, enable_cache=enable_cache)
-    runner_config = kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
-        default_image=where.image, use_pipeline_spec_2_1=True)  # 2.1: typed parameters, which the YAML needs
+    runner_config = kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(  # 2.1: the only schema the backend takes
+        default_image=where.image, default_commands=ENTRYPOINT, use_pipeline_spec_2_1=True)
     job = kubeflow_v2_dag_runner.KubeflowV2DagRunner(runner_config).run(pipeline, write_out=False)
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
     for task_id in UNCACHED:
         if task_id in tasks:
             tasks[task_id]["cachingOptions"] = {"enableCache": False}
+    name_output_parameter_producers(tasks)
+    # TFX writes the runtime parameter's type but not its default, and the YAML carries no runtime config:
+    # the backend then refuses a run that does not pass run_date ("parameter run_date is not optional, yet
+    # has neither default value nor user provided value", apiserver/template/v2_template.go).
+    job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"][RUN_DATE]["defaultValue"] = RUN_DATE_DEFAULT
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -3,7 +3,11 @@
     DayWindow -> CsvExampleGen -> StatisticsGen -> ImportSchemaGen (curated schema) -> ExampleValidator
                   -> DataGate (anomalies stop the run) -> Transform -> Trainer
                   -> [EvalSample: at most evaluation.max_eval_rows rows of the day]
-                  -> Evaluator (vs. last blessed model) -> [blessed?] Pusher (atomic: staging folder, rename)
+                  -> Evaluator (vs. the model in production) -> [blessed?] Pusher (atomic: staging folder, rename)
+    ProductionModel (the version being served) -> Trainer's warm start, Evaluator's baseline
+
+No resolver node: the same graph runs under LocalDagRunner, on open-source Kubeflow Pipelines (whose
+backend refuses resolvers) and on Vertex AI (components/production_model.py says why).
 
 Every setting is an argument; runners (local, Kubeflow) only choose values and call a runner.
 """
@@ -16,7 +20,8 @@ from typing import List, Optional, Union
 import mtrank  # noqa: F401
 from tfx import v1 as tfx
 
-from components import atomic_pusher, data_gate, evaluation, window
+from components import atomic_pusher, data_gate, evaluation, production_model, window
+from components import evaluator as evaluator_lib
 from components import eval_sample as eval_sample_lib
 from components.preprocessing import CONFIG_KEY
 from mtrank import config as config_lib
@@ -69,20 +74,17 @@ def create_pipeline(
         splits_config=tfx.proto.SplitsConfig(analyze=train_splits, transform=train_splits + [window.EVAL_SPLIT]),
         custom_config=custom_config)
 
-    # The model in production (never an unblessed one): warm start of the Trainer and baseline of the
-    # Evaluator's change thresholds, so a model is judged against the one it would replace.
-    latest_blessed_model = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    # The model in production, read from where the Pusher publishes: warm start of the Trainer and baseline
+    # of the Evaluator's change thresholds, so a model is judged against the one it would replace.
+    model_dir = os.path.join(serving_root, cfg.serving.model_name)
+    in_production = production_model.ProductionModel(base_directory=model_dir, run_date=run_date)
 
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=validated_schema,
-        base_model=latest_blessed_model.outputs["model"],
+        base_model=in_production.outputs["model"],
         train_args=tfx.proto.TrainArgs(splits=train_splits),
         eval_args=tfx.proto.EvalArgs(splits=[window.EVAL_SPLIT]),
         custom_config=custom_config)
@@ -91,10 +93,10 @@ def create_pipeline(
     eval_sample = (eval_sample_lib.EvalSample(examples=example_gen.outputs["examples"], split=window.EVAL_SPLIT,
                                               max_rows=cfg.evaluation.max_eval_rows)
                    if cfg.evaluation.max_eval_rows else None)
-    evaluator = tfx.components.Evaluator(
+    evaluator = evaluator_lib.Evaluator(
         examples=eval_sample.outputs["sample"] if eval_sample else example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=latest_blessed_model.outputs["model"],
+        baseline_model=in_production.outputs["model"],
         example_splits=[window.EVAL_SPLIT],
         eval_config=evaluation.eval_config(cfg))
 
@@ -103,13 +105,13 @@ def create_pipeline(
         # Written to a staging folder and renamed into <model>/<version>: never half-visible to a server.
         pusher = atomic_pusher.AtomicPusher(
             model=trainer.outputs["model"],
-            base_directory=os.path.join(serving_root, cfg.serving.model_name)).with_id("Pusher")
+            base_directory=model_dir).with_id("Pusher")
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[day_window, example_gen, statistics_gen, schema_gen, example_validator, gate, transform, trainer,
-                    latest_blessed_model] + ([eval_sample] if eval_sample else []) + [evaluator, pusher],
+        components=[day_window, example_gen, statistics_gen, schema_gen, example_validator, gate, transform,
+                    in_production, trainer] + ([eval_sample] if eval_sample else []) + [evaluator, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [],

@@ -201,7 +201,7 @@ def training_section(summary: dict) -> List[str]:
         return lines + ["No training history was recorded.", ""]
     start = summary.get("warm_start") or {}
     if start:
-        how = "warm (from the last blessed model)" if start.get("warm") else "cold"
+        how = "warm (from the model in production)" if start.get("warm") else "cold"
         lines.append(f"Start: {how}. {start.get('reason', '')}".rstrip())
     lines.append(f"Parameters: {summary.get('parameters', '?')}; epochs: {summary.get('epochs', len(next(iter(history.values()))))}.")
     lines += ["", "| curve | first epoch | last epoch |", "|---|---|---|"]

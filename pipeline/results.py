@@ -67,6 +67,12 @@ class RunResult:
         return {"eval": splits.get("eval", "?"),
                 "train": sorted(v for k, v in splits.items() if k != "eval")}
 
+    def production_model(self) -> Optional[Dict[str, object]]:
+        """ProductionModel's properties (in_production, production_version, production_path), if it ran."""
+        run = self.components.get("ProductionModel")
+        uris = run.outputs.get("model", []) if run else []
+        return run.properties.get(uris[0], {}) if uris else None
+
     def metric(self, output: str, name: str, slice_name: str = "Overall") -> float:
         return self.metrics.get(slice_name, {}).get(output, {}).get(name, float("nan"))
 
@@ -129,7 +135,7 @@ def read_tfma(evaluation_uri: str):
     for per_slice in validation.metric_validations_per_slice:
         for failure in per_slice.failures:
             key = failure.metric_key
-            what = "change vs. the last blessed model" if key.is_diff else "value"
+            what = "change vs. the model in production" if key.is_diff else "value"
             threshold = " ".join(str(failure.metric_threshold).split())
             failures.append(f"{key.output_name} {key.name} {what} = {failure.metric_value.double_value.value:.4f}"
                             f" does not meet {threshold} {failure.message}".rstrip())
@@ -349,6 +355,11 @@ def format_run(cfg: config_lib.Config, result: RunResult) -> str:
     window = result.window()
     if window:
         lines += ["", f"Window: trained on {', '.join(window['train'])}; evaluated on {window['eval']}"]
+    production = result.production_model()
+    if production is not None:
+        lines.append("Judged against: " + (f"version {production['production_version']} in production (also the warm "
+                                          f"start), {production['production_path']}"
+                                          if production.get("in_production") else "nothing in production (floors only)"))
     lines += ["", f"Evaluation on {result.eval_rows:,} held-out rows (overall slice):"]
     binary = [t for t in cfg.tasks if t.type == "binary"]
     if binary:

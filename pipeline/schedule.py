@@ -3,7 +3,7 @@
 Kubeflow Pipelines (KFP 2.x, `kfp.Client`): the compiled `pipeline.yaml` is uploaded (a new version
 when the pipeline exists), an experiment is created or reused, and a recurring run is created with a
 6-field cron (seconds first, UTC), `no_catchup=True` (a paused schedule does not replay every missed
-day: each run trains on a window and warm-starts from the last blessed model, so a replay would only
+day: each run trains on a window and warm-starts from the model in production, so a replay would only
 push near-copies) and `max_concurrency=1` (two runs at once would race for the same blessed model).
 
 The run date: the recurring run passes `run_date = [[ScheduledTime.2006-01-02]]`, which the KFP backend

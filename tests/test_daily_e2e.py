@@ -18,7 +18,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from mtrank import simulate
 from mtrank.config import EvaluationSpec, ThresholdSpec
-from pipeline import daily, local_runner
+from pipeline import daily, local_runner, results
 
 pytestmark = pytest.mark.slow
 
@@ -74,14 +74,20 @@ def days(cfg, tmp_path_factory):
 def test_first_day_trains_cold_and_pushes_version_one(days):
     day1 = days["outcomes"][1]
     assert day1.status == "pushed" and day1.warm is False
-    assert day1.training["warm_start"]["reason"].startswith("no blessed model yet")
+    assert day1.training["warm_start"]["reason"].startswith("no model in production yet")
     assert len(days["versions"][1]) == 1
 
 
 def test_second_day_warm_starts_from_version_one_and_pushes_version_two(days):
     day1, day2 = days["outcomes"][1], days["outcomes"][2]
     assert day2.status == "pushed" and day2.warm is True
-    assert day2.training["warm_start"]["source"] == day1.result.components["Trainer"].outputs["model"][0] + "/Format-Serving"
+    # From the version being served (day 1's push), copied by ProductionModel: the source is that copy.
+    production = day2.result.components["ProductionModel"]
+    copy = production.outputs["model"][0]
+    assert day2.training["warm_start"]["source"] == copy + "/Format-Serving"
+    assert production.properties[copy]["production_version"] == days["versions"][1][0]
+    assert f"Judged against: version {days['versions'][1][0]} in production" in results.format_run(days["cfg"], day2.result)
+    assert "Judged against: nothing in production" in results.format_run(days["cfg"], day1.result)
     # The warm model starts where version 1 ended, far below a fresh model on the same batches.
     assert day2.training["loss_before_training"] < 0.6 * day2.training["loss_with_fresh_weights"]
     assert day2.training["epochs"] == days["cfg"].model.warm_start_epochs

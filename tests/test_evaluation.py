@@ -140,7 +140,7 @@ def test_a_model_made_worse_on_one_binary_task_is_not_blessed(cfg, tmp_path, mon
     assert not validation.validation_ok
     failed = {(f.metric_key.output_name, f.metric_key.name, f.metric_key.is_diff)
               for s in validation.metric_validations_per_slice for f in s.failures}
-    assert ("purchase", "auc", True) in failed  # the drop against the last blessed model
+    assert ("purchase", "auc", True) in failed  # the drop against the model in production
     assert ("purchase", "auc", False) in failed  # and the absolute floor
     assert {task for task, _, _ in failed} == {"purchase"}  # click is as good as before: no seesaw excuse
 

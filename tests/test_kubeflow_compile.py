@@ -1,8 +1,9 @@
 """`mtrank compile`: the compiled PipelineSpec, parsed with kfp's own proto, keeps what the local
 pipeline does: every component, the rolling window (DayWindow -> ExampleGen, run_date runtime parameter),
-the warm start and baseline from the last blessed model (resolver specs), the Pusher's blessing condition,
-the image, the Beam runner and the Trainer's resources. No network: the roots are gs:// and nothing is
-uploaded (dotted-path user code, no module_file wheel)."""
+the warm start and baseline from the model in production (ProductionModel, no resolver), the Pusher's
+blessing condition, the image, the Beam runner and the Trainer's resources; and it meets every rule of the
+open-source Kubeflow Pipelines backend (tests/kfp_backend_rules.py). No network: the roots are gs:// and
+nothing is uploaded (dotted-path user code, no module_file wheel)."""
 
 import dataclasses
 import json
@@ -62,41 +63,82 @@ def test_writes_the_kfp_yaml_and_the_vertex_json(compiled):
     assert job["pipelineSpec"]["pipelineInfo"]["name"] == compiled["spec"].pipeline_info.name == "mtrank-impressions"
 
 
-def test_every_component_is_in_the_dag(compiled):
+def test_every_component_is_one_task_of_the_dag(compiled):
     spec, pipeline = compiled["spec"], compiled["pipeline"]
-    tasks = set(spec.root.dag.tasks)
-    for component in pipeline.components:
-        if isinstance(component, tfx.dsl.Resolver):  # a resolver compiles to one task per resolved channel
-            assert any(t.startswith(component.id) for t in tasks), component.id
-        else:
-            assert component.id in tasks, component.id
+    assert set(spec.root.dag.tasks) == {component.id for component in pipeline.components}
+    assert not any(isinstance(c, tfx.dsl.Resolver) for c in pipeline.components)
+
+
+def test_the_open_source_backend_accepts_the_compiled_spec(compiled):
+    """Every rule of tests/kfp_backend_rules.py, each read in kubeflow/pipelines' backend source."""
+    import kfp_backend_rules
+
+    assert kfp_backend_rules.violations(compiled["spec"], IMAGE) == []
+    executors = compiled["spec"].deployment_spec.fields["executors"].struct_value.fields
+    assert not [label for label, e in executors.items() if "resolver" in e.struct_value.fields]
+
+
+def test_the_rules_catch_what_the_backend_refuses(compiled):
+    """Each rule can fail: a resolver executor, TFX's `<id>_task` producer name, a missing default, a
+    condition on an input the task lacks, a module missing from the image."""
+    import kfp_backend_rules
+    from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+
+    spec = pb.PipelineSpec()
+    spec.CopyFrom(compiled["spec"])
+    tasks = spec.root.dag.tasks
+    label = spec.components["ProductionModel"].executor_label
+    spec.deployment_spec.fields["executors"].struct_value.fields[label].struct_value.Clear()
+    spec.deployment_spec.fields["executors"].struct_value.fields[label].struct_value.update(
+        {"resolver": {"outputArtifactQueries": {}}})
+    tasks["CsvExampleGen"].inputs.parameters["input_config"].task_output_parameter.producer_task = "DayWindow_task"
+    spec.root.input_definitions.parameters["run_date"].ClearField("default_value")
+    pusher = tasks["Pusher"]
+    pusher.trigger_policy.condition = pusher.trigger_policy.condition.replace("_Evaluator.blessing", "blessing")
+    trainer_label = spec.components["Trainer"].executor_label
+    container = spec.deployment_spec.fields["executors"].struct_value.fields[trainer_label].struct_value \
+        .fields["container"].struct_value
+    container.fields["command"].list_value.values[2].string_value = "tests.kfp_launcher"  # tests/ is not in the image
+    found = "\n".join(kfp_backend_rules.violations(spec, IMAGE))
+    for expected in ("ProductionModel: executor", "container and importer only", "'DayWindow_task', which is not in the DAG",
+                     "run_date: no defaultValue", "inputs.artifacts['blessing']", "tests.kfp_launcher is not in the image"):
+        assert expected in found, (expected, found)
+
+
+def test_every_task_runs_the_entrypoint_that_restores_input_types(compiled):
+    from pipeline import kubeflow_runner
+
+    for task_id in compiled["spec"].root.dag.tasks:
+        assert _container(compiled["spec"], task_id)["command"] == kubeflow_runner.ENTRYPOINT
 
 
 def test_rolling_window_runs_from_the_run_date_runtime_parameter(compiled):
     spec = compiled["spec"]
-    assert spec.root.input_definitions.parameters["run_date"].parameter_type == \
-        pipeline_spec_pb2.ParameterType.STRING
+    run_date = spec.root.input_definitions.parameters["run_date"]
+    assert run_date.parameter_type == pipeline_spec_pb2.ParameterType.STRING
+    assert run_date.default_value.string_value == ""  # a run without it takes the newest day
     window = spec.root.dag.tasks["DayWindow"]
     assert window.inputs.parameters["run_date"].component_input_parameter == "run_date"
     assert window.inputs.parameters["data_root"].runtime_value.constant.string_value == ROOTS["data_root"]
     assert window.caching_options.enable_cache is False  # reads the data folder: never reuse an old window
     example_gen = spec.root.dag.tasks["CsvExampleGen"].inputs.parameters["input_config"]
-    assert example_gen.task_output_parameter.producer_task == "DayWindow_task"
+    assert example_gen.task_output_parameter.producer_task == "DayWindow"  # TFX writes "DayWindow_task"
     assert example_gen.task_output_parameter.output_parameter_key == "input_config"
     assert "DayWindow" in spec.root.dag.tasks["CsvExampleGen"].dependent_tasks
 
 
-def test_warm_start_and_baseline_come_from_the_last_blessed_model(compiled):
-    spec = compiled["spec"]
-    resolvers = {t: json_format.MessageToDict(_executor(spec, t))["resolver"] for t in spec.root.dag.tasks
-                 if "resolver" in json_format.MessageToDict(_executor(spec, t))}
-    blessing = next(r for t, r in resolvers.items() if t.endswith("model-blessing-resolver"))
-    assert "metadata.blessed.number_value=1" in blessing["outputArtifactQueries"]["model_blessing"]["filter"]
-    model_task = next(t for t in resolvers if t.endswith("-model-resolver"))
-    assert "current_model_id" in resolvers[model_task]["outputArtifactQueries"]["model"]["filter"]
+def test_warm_start_and_baseline_come_from_the_model_in_production(compiled, kubeflow_cfg):
+    tasks = compiled["spec"].root.dag.tasks
+    production = tasks["ProductionModel"]
+    assert production.inputs.parameters["base_directory"].runtime_value.constant.string_value == \
+        f"{ROOTS['serving_root']}/{kubeflow_cfg.serving.model_name}"
+    assert production.inputs.parameters["run_date"].component_input_parameter == "run_date"
+    assert production.caching_options.enable_cache is False  # reads the serving root: never from the cache
     for consumer, key in (("Trainer", "base_model"), ("Evaluator", "baseline_model")):
-        artifact = spec.root.dag.tasks[consumer].inputs.artifacts[key].task_output_artifact
-        assert artifact.producer_task == model_task and artifact.output_artifact_key == "model"
+        artifact = tasks[consumer].inputs.artifacts[key].task_output_artifact
+        assert (artifact.producer_task, artifact.output_artifact_key) == ("ProductionModel", "model")
+    pusher = tasks["Pusher"].inputs.parameters["base_directory"].runtime_value.constant.string_value
+    assert pusher == production.inputs.parameters["base_directory"].runtime_value.constant.string_value
 
 
 def test_the_evaluator_reads_the_bounded_sample_of_the_evaluated_day(compiled):
@@ -215,3 +257,31 @@ def test_dockerfile_runs_the_tested_lock_on_python_311():
     assert ".venv" in ignored and "workspace" in ignored
     # The image's working folder is where the compiled pipeline looks for the schema.
     assert f"WORKDIR {config_lib.KubeflowSpec().image_workdir}\n" in text
+
+
+def test_the_entrypoint_puts_back_the_input_types_the_backend_drops(compiled):
+    """The backend hands upstream artifacts over with `instanceSchema: ""` (metadata/client.go); TFX's own
+    runner then fails on every input artifact, the entrypoint gives each its declared type back."""
+    from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as tfx_entrypoint
+
+    from pipeline import kfp_entrypoint
+
+    args = _container(compiled["spec"], "Trainer")["args"]
+    inputs_spec = args[args.index(kfp_entrypoint.INPUTS_SPEC_FLAG) + 1]
+    delivered = pb.ExecutorInput()
+    for i, name in enumerate(sorted(json.loads(inputs_spec)["artifacts"]), 1):
+        artifact = delivered.inputs.artifacts[name].artifacts.add(name=str(i), uri=f"gs://bucket/{name}")
+        artifact.type.instance_schema = ""
+    as_sent = json_format.MessageToJson(delivered)
+    with pytest.raises(AttributeError):
+        tfx_entrypoint.parse_raw_artifact_dict(delivered.inputs.artifacts, {})
+
+    argv = ["kfp_entrypoint", "--executor_class_path", "x", kfp_entrypoint.INVOCATION_FLAG, as_sent,
+            f"{kfp_entrypoint.INPUTS_SPEC_FLAG}={inputs_spec}", "--runner=DirectRunner"]
+    patched = kfp_entrypoint.patched_argv(argv)
+    restored = json_format.Parse(patched[patched.index(kfp_entrypoint.INVOCATION_FLAG) + 1], pb.ExecutorInput())
+    parsed = tfx_entrypoint.parse_raw_artifact_dict(restored.inputs.artifacts, {})
+    assert {k: type(v[0]).__name__ for k, v in parsed.items()} == {
+        "base_model": "Model", "examples": "Examples", "schema": "Schema", "transform_graph": "TransformGraph"}
+    assert patched[-1] == "--runner=DirectRunner" and patched[patched.index(kfp_entrypoint.INPUTS_SPEC_FLAG) + 1] == inputs_spec

@@ -18,8 +18,8 @@ from conftest import E2E_ROWS as ROWS
 
 pytestmark = pytest.mark.slow
 
-ALL_NODES = {"DayWindow", "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer",
-             "latest_blessed_model_resolver", "EvalSample", "Evaluator", "Pusher"}
+ALL_NODES = {"DayWindow", "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataGate", "Transform",
+             "ProductionModel", "Trainer", "EvalSample", "Evaluator", "Pusher"}
 
 
 @pytest.fixture(scope="module")

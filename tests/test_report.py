@@ -18,7 +18,7 @@ def _result(blessed=False):
     return results.RunResult(
         pipeline_name="mtrank-impressions", run_id="run-1", components={}, metrics={"Overall": overall, **slices},
         validation_ok=blessed, validation_failures=[] if blessed else [
-            "click auc change vs. the last blessed model = -0.0300 does not meet ..."],
+            "click auc change vs. the model in production = -0.0300 does not meet ..."],
         blessed=blessed, pushed_path=None, oracle_auc={"click": 0.80, "purchase": 0.85}, eval_rows=1000,
         oracle_auc_by_slice={"device=mobile": {"click": 0.79}, "device=tablet": {"click": math.nan}},
         calibration={"click": [{"lower": 0.0, "upper": 0.1, "weight": 900.0, "mean_prediction": 0.05, "mean_label": 0.06},

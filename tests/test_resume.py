@@ -68,8 +68,7 @@ def test_a_killed_run_resumes_from_what_finished(tmp_path):
     for line in first.stdout:  # bounded: the process ends, or is killed below
         match = FINISHED.search(line)
         if match:
-            if match.group(1) != "latest_blessed_model_resolver":  # a resolver is re-resolved, never cached
-                finished_before_kill.append(match.group(1))
+            finished_before_kill.append(match.group(1))
             if match.group(1) == target:
                 os.kill(first.pid, signal.SIGKILL)
                 break
@@ -87,7 +86,7 @@ def test_a_killed_run_resumes_from_what_finished(tmp_path):
         assert resumed[node].state == "CACHED", (node, resumed[node].state)
         assert resumed[node].outputs == killed[node].outputs, node  # the very same artifacts are reused
     for node, run in resumed.items():
-        if node not in finished_before_kill and node != "latest_blessed_model_resolver":
+        if node not in finished_before_kill:
             assert run.state == "COMPLETE", (node, run.state)
     assert {"Transform", "Trainer", "Evaluator", "Pusher"} <= set(resumed), second.stdout[-3000:]
     # The same result as an uninterrupted run: one complete version pushed, nothing half-written left behind.

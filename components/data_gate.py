@@ -27,8 +27,9 @@ ANOMALIES_FILE = "SchemaDiff.pb"
 SCHEMA_FILE = "schema.pbtxt"
 
 
-class DataAnomalyError(RuntimeError):
-    """A day's data breaks the schema; the run stops before anything is transformed, trained or pushed."""
+class DataAnomalyError(ValueError):
+    """A day's data breaks the schema; the run stops before anything is transformed, trained or pushed.
+    A ValueError like every refusal of bad input, so `mtrank` reports it in one message with exit code 2."""
 
 
 def read_anomalies(anomalies_uri: str, splits: List[str]) -> Dict[str, anomalies_pb2.Anomalies]:

@@ -139,7 +139,9 @@ def _parse_spec(tf_transform_output: tft.TFTransformOutput, columns: List[str]) 
     return {c: raw[c] for c in columns}
 
 
-def serving_signatures(cfg: config_lib.Config, model: keras.Model, tf_transform_output: tft.TFTransformOutput):
+def serving_signatures(cfg: config_lib.Config, model: keras.Model, tf_transform_output: tft.TFTransformOutput,
+                       bounds: Optional[serving_signatures_lib.Bounds] = None):
+    """`bounds`: the schema's numeric ranges, which the serving signatures enforce (serving/signatures.py)."""
     model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved with the model
     input_keys = [f.transformed_name for f in cfg.features]
     serving_spec = _parse_spec(tf_transform_output, cfg.input_columns)
@@ -148,6 +150,7 @@ def serving_signatures(cfg: config_lib.Config, model: keras.Model, tf_transform_
     @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
     def serve_tf_examples(serialized):
         raw = tf.io.parse_example(serialized, serving_spec)
+        serving_signatures_lib.guard_inputs(raw, bounds or {})
         transformed = model.tft_layer(raw)
         outputs = model({k: transformed[k] for k in input_keys}, training=False)
         return {name: tf.squeeze(value, axis=-1) for name, value in outputs.items()}  # one value per example
@@ -157,7 +160,7 @@ def serving_signatures(cfg: config_lib.Config, model: keras.Model, tf_transform_
         raw = tf.io.parse_example(serialized, eval_spec)
         return model.tft_layer(raw)
 
-    raw_features = serving_signatures_lib.raw_features_signature(model, serving_spec, input_keys)
+    raw_features = serving_signatures_lib.raw_features_signature(model, serving_spec, input_keys, bounds)
     return {SERVING_SIGNATURE: serve_tf_examples, TRANSFORM_SIGNATURE: transform_features,
             serving_signatures_lib.RAW_SIGNATURE: raw_features}
 
@@ -253,7 +256,8 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
                    keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
                    diagnostics.GateLogger(net.gates, eval_ds, net.experts, fn_args.model_run_dir)])
 
-    signatures = serving_signatures(cfg, net.model, tf_transform_output)
+    bounds = serving_signatures_lib.schema_bounds(fn_args.schema_path, cfg.input_columns) if fn_args.schema_path else {}
+    signatures = serving_signatures(cfg, net.model, tf_transform_output, bounds)
     net.model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures)
     warmup.write_warmup_requests(fn_args.serving_model_dir, cfg)  # replayed by TF Serving before first traffic
 

@@ -21,7 +21,7 @@ from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 from tfx.utils import proto_utils
 
-from components import input_checks
+from components import input_checks, label_checks
 
 EVAL_SPLIT = "eval"
 DATE_SPEC = "{YYYY}-{MM}-{DD}"
@@ -52,8 +52,10 @@ def days_present(data_root: str, span_pattern: str) -> List[dt.date]:
     return sorted(days)
 
 
-def window_input_config(data_root: str, span_pattern: str, run_date: str, train_days: int) -> example_gen_pb2.Input:
-    """The Input proto for a run; an empty `run_date` means the newest day present. Names what is missing."""
+def window_input_config(data_root: str, span_pattern: str, run_date: str, train_days: int,
+                        rules: label_checks.LabelRules = label_checks.LabelRules()) -> example_gen_pb2.Input:
+    """The Input proto for a run; an empty `run_date` means the newest day present. Names what is missing,
+    and stops on broken files or labels that cannot be true (components/input_checks.py, label_checks.py)."""
     present = days_present(data_root, span_pattern)
     if not present:
         raise FileNotFoundError(f"{data_root}: no day folder matches {span_pattern!r}; nothing to train on")
@@ -69,7 +71,7 @@ def window_input_config(data_root: str, span_pattern: str, run_date: str, train_
     # Structure (empty or header-only files, malformed rows, columns that differ between days) is checked
     # here, where the files are known, so the error names the day, file and line (components/input_checks.py).
     input_checks.check_window(data_root, {(day - dt.timedelta(days=k)).isoformat(): s.pattern
-                                          for k, s in enumerate(splits)})
+                                          for k, s in enumerate(splits)}, rules)
     return example_gen_pb2.Input(splits=splits)
 
 
@@ -80,7 +82,10 @@ def DayWindow(
     run_date: tfx.dsl.components.Parameter[str],
     train_days: tfx.dsl.components.Parameter[int],
     input_config: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.String],
+    label_rules: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
-    """Writes ExampleGen's input config for the day being run (see the module docstring)."""
-    config = window_input_config(data_root, span_pattern, run_date, train_days)
+    """Writes ExampleGen's input config for the day being run (see the module docstring); `label_rules` is
+    label_checks.LabelRules as JSON, built from the configuration."""
+    config = window_input_config(data_root, span_pattern, run_date, train_days,
+                                 label_checks.LabelRules.from_json(label_rules))
     input_config.value = proto_utils.proto_to_json(config)

@@ -75,7 +75,17 @@ def cmd_run(args) -> int:
     print(f"[pipeline] {outcome.day}: {outcome.status} in {outcome.seconds:.1f} s\n")
     print(results.format_run(cfg, outcome.result))
     print(f"\nReport: {report.report_dir(workspace.root, outcome.result) / report.REPORT_FILE}")
-    return 0
+    return _refused([outcome])
+
+
+def _refused(outcomes) -> int:
+    """A day the Evaluator refused is a refusal like bad data: one message, exit code 2 (serving is unchanged)."""
+    refused = [o for o in outcomes if o.status == "not blessed"]
+    for o in refused:
+        reasons = "; ".join(o.result.validation_failures) or "see the report"
+        print(f"mtrank: {o.day} was not blessed ({reasons}); nothing was pushed and serving keeps the model in "
+              "production.", file=sys.stderr)
+    return 2 if refused else 0
 
 
 def cmd_backfill(args) -> int:
@@ -87,7 +97,7 @@ def cmd_backfill(args) -> int:
                               **_runner_options(args))
     print()
     print(daily.format_days(cfg, outcomes))
-    return 0
+    return _refused(outcomes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,8 +171,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except config_lib.ConfigError as e:
         print(f"mtrank: configuration error: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as e:  # missing day folders, a first day with no history
-        print(f"mtrank: {e}", file=sys.stderr)
+    except (FileNotFoundError, ValueError) as e:  # missing days, bad files or labels (DayWindow), anomalies (DataGate)
+        log_file = getattr(e, "log_file", None)
+        print(f"mtrank: {e}" + (f"\n(traceback: {log_file})" if log_file else ""), file=sys.stderr)
         return 2
 
 

@@ -72,6 +72,7 @@ class TaskSpec:
     label_log1p: bool = False  # regression on log1p(label): dwell times and order values are heavy-tailed
     score_weight: float = 0.0  # weight of this task's output in the fused ranking score
     loss: Optional[str] = None  # binary_crossentropy (binary); mse or huber (regression); None = first
+    rate_band: Optional[List[float]] = None  # binary: [low, high] positive rate a day may have (components/label_checks.py)
 
     @property
     def transformed_label(self) -> str:
@@ -150,6 +151,10 @@ class EvaluationSpec:
     ece_bins: int = 10  # equal-width prediction bins of the expected calibration error and calibration plot
     # Rows of the evaluated day the Evaluator reads: a hash sample above this (components/eval_sample.py); 0 = all.
     max_eval_rows: int = 0
+    # The evaluated day must hold this many rows, and this many positives for each task with a threshold, or
+    # the run stops before training: below them the thresholds decide by chance (components/label_checks.py).
+    min_rows: int = 0
+    min_positives: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,11 +166,16 @@ class DataSpec:
     # TFDV anomaly types (e.g. ENUM_TYPE_UNEXPECTED_STRING_VALUES) that DataGate logs but lets through;
     # empty = every anomaly stops the run. Tolerated shares (unseen categories) belong in the schema.
     tolerated_anomalies: List[str] = dataclasses.field(default_factory=list)
+    # A day whose positive rate for a task is more than this factor above or below the median of the window's
+    # other days stops the run, when Fisher's exact test also gives p < label_rate_p_value; 0 = no comparison.
+    max_label_rate_ratio: float = 0.0
+    label_rate_p_value: float = 0.001
 
 
 @dataclasses.dataclass(frozen=True)
 class ServingSpec:
     model_name: str = "ranker"
+    max_candidates: int = 10_000  # `mtrank serve` refuses a request declaring more (INVALID_ARGUMENT, before any work)
 
 
 BEAM_RUNNERS = ("direct", "dataflow", "flink", "spark")
@@ -386,6 +396,11 @@ def validate(cfg: Config) -> None:
         if t.loss is not None and t.loss not in TASK_LOSSES[t.type]:
             raise ConfigError(f"{src}: task {t.name!r} has loss {t.loss!r}; a {t.type} task takes one of "
                               f"{TASK_LOSSES[t.type]}")
+        if t.rate_band is not None:
+            band = t.rate_band
+            if t.type != "binary" or not (isinstance(band, list) and len(band) == 2 and 0 <= band[0] < band[1] <= 1):
+                raise ConfigError(f"{src}: task {t.name!r}: rate_band must be [low, high] with 0 <= low < high <= 1, "
+                                  f"on a binary task (got {band!r})")
         if t.follows is not None and t.weight_by:
             raise ConfigError(f"{src}: task {t.name!r}: ESMM ('follows') trains on every impression, so "
                               "'weight_by' contradicts it; drop one of them")
@@ -400,6 +415,15 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{src}: threshold names task {th.task!r}, which is not configured")
     if cfg.evaluation.max_eval_rows < 0:
         raise ConfigError(f"{src}: evaluation.max_eval_rows must be >= 0 (0 = every row), got {cfg.evaluation.max_eval_rows}")
+    if cfg.serving.max_candidates < 1:
+        raise ConfigError(f"{src}: serving.max_candidates must be >= 1, got {cfg.serving.max_candidates}")
+    if min(cfg.evaluation.min_rows, cfg.evaluation.min_positives) < 0:
+        raise ConfigError(f"{src}: evaluation.min_rows and evaluation.min_positives must be >= 0")
+    if cfg.data.max_label_rate_ratio != 0 and cfg.data.max_label_rate_ratio <= 1:
+        raise ConfigError(f"{src}: data.max_label_rate_ratio must be > 1 (a factor), or 0 to compare no days; "
+                          f"got {cfg.data.max_label_rate_ratio}")
+    if not 0 < cfg.data.label_rate_p_value < 1:
+        raise ConfigError(f"{src}: data.label_rate_p_value must be between 0 and 1, got {cfg.data.label_rate_p_value}")
     if cfg.evaluation.ece_bins < 2:
         raise ConfigError(f"{src}: evaluation.ece_bins must be >= 2, got {cfg.evaluation.ece_bins}")
     for s in cfg.evaluation.slices:

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
+# TFMA metric keys that are undefined on a slice holding one class (TFMA reports them as 0.0 there).
+UNDEFINED_WITH_ONE_CLASS = ("auc", "auc_precision_recall", "gauc")
+MEAN_LABEL = "mean_label"
+
+
+def one_class(metrics: dict) -> bool:
+    """A slice's metrics of one binary output, where the mean label says every label was 0, or every one 1."""
+    mean = metrics.get(MEAN_LABEL)
+    return mean is not None and (mean <= 0.0 or mean >= 1.0)
+
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC by the rank-sum formula, ties counted half; NaN when only one class is present."""

@@ -170,6 +170,11 @@ def run(
             train_days=train_days,
             enable_cache=enable_cache,
         ))
+    except Exception as e:
+        # The terminal gets one message (mtrank/cli.py); the traceback goes to the run's log file.
+        logging.getLogger("mtrank").exception("the run stopped: %s", e)
+        e.log_file = str(log_file)
+        raise
     finally:
         for handler in handlers:
             logging.root.removeHandler(handler)

@@ -20,7 +20,7 @@ from typing import List, Optional, Union
 import mtrank  # noqa: F401
 from tfx import v1 as tfx
 
-from components import atomic_pusher, data_gate, evaluation, production_model, window
+from components import atomic_pusher, data_gate, evaluation, label_checks, production_model, window
 from components import evaluator as evaluator_lib
 from components import eval_sample as eval_sample_lib
 from components.preprocessing import CONFIG_KEY
@@ -51,7 +51,8 @@ def create_pipeline(
     train_splits = window.train_splits(train_days)
 
     day_window = window.DayWindow(data_root=data_root, span_pattern=cfg.data.span_pattern, run_date=run_date,
-                                  train_days=train_days)
+                                  train_days=train_days,
+                                  label_rules=label_checks.LabelRules.from_config(cfg).to_json())
     example_gen = tfx.components.CsvExampleGen(
         input_base=data_root, input_config=day_window.outputs["input_config"].future()[0].value,
         output_config=tfx.proto.Output())  # empty: one output split per input split (per day)

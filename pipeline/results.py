@@ -130,11 +130,26 @@ def read_tfma(evaluation_uri: str):
                 for metric_name, value in values.items():
                     if isinstance(value, dict) and "doubleValue" in value:
                         out.setdefault(output_name, {})[metric_name] = float(value["doubleValue"])
+    undefined = set()  # (slice, output): AUC-like metrics absent there, not TFMA's 0.0
+    for slice_name, by_output in metrics.items():
+        for output_name, values in by_output.items():
+            if metrics_lib.one_class(values):
+                undefined.add((slice_name, output_name))
+                for name in metrics_lib.UNDEFINED_WITH_ONE_CLASS:
+                    if name in values:
+                        values[name] = math.nan
     validation = tfma.load_validation_result(evaluation_uri)
     failures = []
     for per_slice in validation.metric_validations_per_slice:
+        slice_name = _slice_name(tfma.slicer.deserialize_slice_key(per_slice.slice_key)) \
+            if per_slice.HasField("slice_key") else "Overall"
         for failure in per_slice.failures:
             key = failure.metric_key
+            if (slice_name, key.output_name) in undefined and key.name in metrics_lib.UNDEFINED_WITH_ONE_CLASS:
+                mean = metrics[slice_name][key.output_name][metrics_lib.MEAN_LABEL]
+                failures.append(f"{key.output_name} {key.name} is undefined on slice {slice_name}: every label is "
+                                f"{mean:g} (one class), so its threshold fails")
+                continue
             what = "change vs. the model in production" if key.is_diff else "value"
             threshold = " ".join(str(failure.metric_threshold).split())
             failures.append(f"{key.output_name} {key.name} {what} = {failure.metric_value.double_value.value:.4f}"
@@ -347,6 +362,11 @@ def run_history(metadata_path: str, pipeline_name: str) -> List[Dict[str, object
     return history
 
 
+def _cell(value: float, width: int, spec: str) -> str:
+    """A number right-aligned, or "n/a" where it is undefined (AUC on one class, no oracle column)."""
+    return f"{format(value, spec) if math.isfinite(value) else 'n/a':>{width}}"
+
+
 def format_run(cfg: config_lib.Config, result: RunResult) -> str:
     lines = [f"Run {result.run_id} of pipeline {result.pipeline_name}", "",
              f"{'component':<34}{'state':<10}{'seconds':>8}"]
@@ -370,10 +390,10 @@ def format_run(cfg: config_lib.Config, result: RunResult) -> str:
         for t in binary:
             model_auc = result.metric(t.name, "auc")
             oracle = result.oracle_auc.get(t.name, float("nan"))
-            gauc = f"{result.metric(t.name, 'gauc'):>8.4f}" if grouped else ""
+            gauc = _cell(result.metric(t.name, 'gauc'), 8, ".4f") if grouped else ""
             lines.append(
-                f"{t.name:<12}{model_auc:>8.4f}{oracle:>8.4f}{oracle - model_auc:>8.4f}"
-                f"{gauc}{result.metric(t.name, 'auc_precision_recall'):>8.4f}"
+                f"{t.name:<12}{_cell(model_auc, 8, '.4f')}{_cell(oracle, 8, '.4f')}{_cell(oracle - model_auc, 8, '.4f')}"
+                f"{gauc}{_cell(result.metric(t.name, 'auc_precision_recall'), 8, '.4f')}"
                 f"{result.metric(t.name, 'binary_crossentropy'):>9.4f}{result.metric(t.name, 'calibration'):>8.3f}"
                 f"{result.metric(t.name, 'expected_calibration_error'):>8.4f}"
                 f"{result.metric(t.name, 'example_count'):>9.0f}")

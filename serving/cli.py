@@ -46,6 +46,8 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--poll-seconds", type=float, default=1.0,
                    help="how often the model folders are scanned for new versions (default: %(default)s)")
     p.add_argument("--workers", type=int, default=8, help="request threads (default: %(default)s)")
+    p.add_argument("--max-candidates", type=int,
+                   help="largest candidate list one request may declare (default: serving.max_candidates)")
     p.add_argument("--wait-seconds", type=float, default=120.0,
                    help="longest wait for a first version before listening anyway (default: %(default)s)")
     p.set_defaults(func=cmd_serve)
@@ -66,7 +68,7 @@ def cmd_serve(args) -> int:
         configs = [ModelConfig(name=name, base_path=f"{args.model_base_path.rstrip('/')}/{name}",
                                policy=VersionPolicy("latest", num_versions=args.num_versions))]
     server = ModelServer(configs, port=args.port, host=args.host, poll_seconds=args.poll_seconds,
-                         max_workers=args.workers)
+                         max_workers=args.workers, max_candidates=args.max_candidates or cfg.serving.max_candidates)
     server.start(wait_for_models_s=args.wait_seconds)
     for model in server.models:
         print(f"[serve] model {model.name!r} from {model.config.base_path}: versions "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Dict, Iterable, Mapping
+from typing import Dict, Iterable, List, Mapping
 
 import grpc
 import mtrank  # noqa: F401
@@ -18,6 +18,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.saved_model import loader_impl
 
 DEFAULT_SIGNATURE = "serving_default"
+UNPARSABLE = "Could not parse example input"  # TF Serving's wording (TensorFlow's ParseExample op)
 _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
@@ -30,9 +31,30 @@ class ServingStatus(Exception):
         self.message = message
 
 
-def _first_line(message: str) -> str:
-    """TensorFlow errors carry the graph trace after the first lines; the caller needs the reason only."""
-    return message.strip().split("\n\t")[0].split("\n")[0]
+def reason(message: str) -> str:
+    """The op's own reason out of a TensorFlow error: a tf.function's error starts with "Graph execution
+    error:" and a "Detected at node ... defined at" traceback before the op's message, and ends with the
+    node (`\t [[{{node ...}}]]`); the caller needs the op's message only, e.g. "Feature: price (data type:
+    float) is required but could not be found." or the input guard's assertion."""
+    lines = message.strip().split("\n")
+    if lines[0].startswith("Graph execution error:"):
+        trace = ("Detected at node", "<stack traces unavailable>", "File ", "  ")
+        kept = [line for line in lines[1:] if line.strip() and not line.startswith(trace)]
+        lines = kept or lines
+    first = lines[0].split("\t [[{{node")[0].strip()
+    return first.replace("\\'", "'")  # an Assert's data strings come quoted with escaped quotes
+
+
+def unparsable_examples(proto) -> List[int]:
+    """Indexes of values of a string TensorProto that are not serialized tf.Examples (looked for only after
+    TensorFlow failed, so valid requests pay nothing)."""
+    bad = []
+    for i, value in enumerate(proto.string_val):
+        try:
+            tf.train.Example.FromString(value)
+        except Exception:  # noqa: BLE001 - protobuf raises DecodeError and others on garbage
+            bad.append(i)
+    return bad
 
 
 @dataclasses.dataclass
@@ -91,6 +113,12 @@ class Servable:
             tensors[name] = tf.constant(value, dtype=spec.dtype)
         return tensors
 
+    @staticmethod
+    def _unparsable(inputs: Mapping) -> str:
+        bad = {name: unparsable_examples(proto) for name, proto in sorted(inputs.items()) if proto.string_val}
+        where = "; ".join(f"input {n!r} at index(es) {v[:10]}" for n, v in bad.items() if v) or "an input"
+        return f"{UNPARSABLE}: {where} is not a serialized tf.Example"
+
     def run(self, signature_name: str, inputs: Mapping, output_filter: Iterable[str] = ()) -> Dict[str, object]:
         """Runs one request; returns output name -> TensorProto, only the filtered outputs when a filter is given."""
         signature_name, fn = self.signature(signature_name)
@@ -106,10 +134,16 @@ class Servable:
             outputs = fn(**tensors)
         except tf.errors.OpError as e:
             code = _GRPC_CODES.get(e.error_code, grpc.StatusCode.INTERNAL)
-            raise ServingStatus(code, f"{_first_line(e.message)} ({self.where}, signature {signature_name!r})") from None
+            message = reason(e.message)
+            if message.startswith(UNPARSABLE):  # TF quotes the raw bytes, cut at the first newline: name indexes
+                message = self._unparsable(inputs)
+            raise ServingStatus(code, f"{message} ({self.where}, signature {signature_name!r})") from None
+        except UnicodeDecodeError:  # TF quotes the bytes it could not parse; undecodable ones end up here
+            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"{self._unparsable(inputs)} ({self.where}, signature {signature_name!r})") from None
         except (TypeError, ValueError) as e:
             raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"{_first_line(str(e))} ({self.where}, signature {signature_name!r})") from None
+                                f"{reason(str(e))} ({self.where}, signature {signature_name!r})") from None
         return {name: tf.make_tensor_proto(outputs[name].numpy()) for name in wanted}
 
 

@@ -29,6 +29,7 @@ from serving.versions import ModelConfig, ModelVersions, VersionPolicy
 log = logging.getLogger("mtrank.serving")
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # large candidate lists must not hit gRPC's 4 MiB default
+DEFAULT_MAX_CANDIDATES = 10_000  # serving.max_candidates in the configuration
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
@@ -116,12 +117,26 @@ class Models:
         return model.resolve(version=version, label=spec.version_label)
 
 
+def check_request_size(request, max_candidates: int) -> None:
+    """Refuses a request whose tensors declare more candidates than the cap, before any tensor is built: a
+    TensorProto may declare a shape of 500,000 with one value, which TensorFlow repeats to fill it."""
+    for name, proto in sorted(request.inputs.items()):
+        dims = [d.size for d in proto.tensor_shape.dim]
+        if dims and dims[0] > max_candidates:
+            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"input {name!r} declares {dims[0]:,} candidates; this server takes at most "
+                                f"{max_candidates:,} per request (serving.max_candidates, mtrank serve "
+                                "--max-candidates). Split the list into several requests.")
+
+
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, models: Models):
+    def __init__(self, models: Models, max_candidates: int = DEFAULT_MAX_CANDIDATES):
         self.models = models
+        self.max_candidates = max_candidates
 
     @_answer_errors
     def Predict(self, request, context):
+        check_request_size(request, self.max_candidates)
         servable = self.models.servable(request.model_spec)
         signature_name, _ = servable.signature(request.model_spec.signature_name)
         outputs = servable.run(signature_name, request.inputs, request.output_filter)
@@ -191,12 +206,13 @@ class ModelServer:
     """Loads the configured models, serves them on `host:port`, and polls their folders for new versions."""
 
     def __init__(self, configs: Sequence[ModelConfig], port: int = 8500, host: str = "127.0.0.1",
-                 poll_seconds: float = 1.0, max_workers: int = 8):
+                 poll_seconds: float = 1.0, max_workers: int = 8, max_candidates: int = DEFAULT_MAX_CANDIDATES):
         if not configs:
             raise ValueError("no model to serve; give a model name and base path or a models.config")
         self.models = [ModelVersions(c) for c in configs]
         self.host, self.port, self.poll_seconds = host, port, poll_seconds
         self._max_workers = max_workers
+        self.max_candidates = max_candidates
         self._stop = threading.Event()
         self._grpc: Optional[grpc.Server] = None
         self._poller: Optional[threading.Thread] = None
@@ -234,7 +250,7 @@ class ModelServer:
                              options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                                       ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                                       ("grpc.so_reuseport", 0)])
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(models), server)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(models, self.max_candidates), server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(models), server)
         bound = server.add_insecure_port(f"{self.host}:{self.port}")
         if not bound:

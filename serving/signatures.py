@@ -1,15 +1,25 @@
-"""The raw-feature serving signature: one tensor per input column, for callers that build no tf.Examples.
+"""What the serving signatures share: the input guard, and the raw-feature signature (one tensor per
+input column, for callers that build no tf.Examples).
 
-It runs the same Transform layer and model as `serving_default`; only the parsing step differs, so the
-two signatures give the same answers for the same rows (tested).
+The raw-feature signature runs the same Transform layer and model as `serving_default`; only the parsing
+step differs, so the two signatures give the same answers for the same rows (tested).
+
+The input guard refuses what cannot be scored: a NaN, an infinity, or a number outside the range the
+curated schema gives its column (the range training data was held to). Without it a NaN price became
+a score of 1.35 against 0.03-0.07 for normal candidates and was ranked first. The guard is in the
+signature itself, so the official TF Serving image refuses the same requests with the same
+INVALID_ARGUMENT message (feature, range, candidate indexes) as the development server.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import mtrank  # noqa: F401
 import tensorflow as tf
+
+Bounds = Dict[str, Tuple[Optional[float], Optional[float]]]
+MAX_INDEXES_NAMED = 10
 
 EXAMPLES_INPUT = "examples"  # input key of `serving_default` (serialized tf.Examples)
 RAW_SIGNATURE = "raw_features"
@@ -27,9 +37,52 @@ def _per_example_shape(column: str, spec) -> List[int]:
     return shape
 
 
-def raw_features_signature(model, parse_spec: Mapping[str, tf.io.FixedLenFeature], input_keys: List[str]):
+def schema_bounds(schema_path: str, columns: List[str]) -> Bounds:
+    """(min, max) of each numeric column among `columns`, from the schema's float_domain / int_domain; a
+    numeric column without a domain gets (None, None): it is still checked for NaN and infinity."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    with tf.io.gfile.GFile(schema_path) as f:
+        schema = text_format.Parse(f.read(), schema_pb2.Schema())
+    bounds: Bounds = {}
+    for feature in schema.feature:
+        if feature.name not in columns or feature.type not in (schema_pb2.FLOAT, schema_pb2.INT):
+            continue
+        domain = feature.float_domain if feature.HasField("float_domain") else \
+            feature.int_domain if feature.HasField("int_domain") else None
+        low = domain.min if domain is not None and domain.HasField("min") else None
+        high = domain.max if domain is not None and domain.HasField("max") else None
+        bounds[feature.name] = (low, high)
+    return bounds
+
+
+def guard_inputs(raw: Mapping[str, tf.Tensor], bounds: Bounds) -> None:
+    """Fails the request (InvalidArgumentError) when a numeric input is NaN, infinite or out of its range,
+    naming the feature, the range and the first candidate indexes at fault. Call inside the signature."""
+    for column, (low, high) in sorted(bounds.items()):
+        if column not in raw:
+            continue
+        values = tf.cast(tf.reshape(raw[column], [-1]), tf.float64)
+        ok = tf.math.is_finite(values)
+        if low is not None:
+            ok = tf.logical_and(ok, values >= low)
+        if high is not None:
+            ok = tf.logical_and(ok, values <= high)
+        bad = tf.reshape(tf.where(tf.logical_not(ok)), [-1])
+        span = f"[{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
+        tf.debugging.Assert(
+            tf.reduce_all(ok),
+            # No quotes in the text: TensorFlow escapes them when it formats the assertion's data.
+            [f"input {column} cannot be scored: NaN, infinite or outside the range {span} of the schema at "
+             "candidate index(es)", bad[:MAX_INDEXES_NAMED], "of", tf.size(values)], summarize=MAX_INDEXES_NAMED)
+
+
+def raw_features_signature(model, parse_spec: Mapping[str, tf.io.FixedLenFeature], input_keys: List[str],
+                           bounds: Optional[Bounds] = None):
     """A tf.function taking `{column: [N] tensor}` with the dtypes of `parse_spec` (what `serving_default`
-    parses), applying `model.tft_layer` and the model; outputs are one value per example."""
+    parses), guarding them (`guard_inputs`), applying `model.tft_layer` and the model; outputs are one value
+    per example."""
     shapes = {column: _per_example_shape(column, spec) for column, spec in parse_spec.items()}
     signature = {column: tf.TensorSpec(shape=[None], dtype=spec.dtype, name=column)
                  for column, spec in parse_spec.items()}
@@ -37,6 +90,7 @@ def raw_features_signature(model, parse_spec: Mapping[str, tf.io.FixedLenFeature
     @tf.function(input_signature=[signature])
     def serve_raw_features(features: Dict[str, tf.Tensor]):
         raw = {column: tf.reshape(features[column], [-1] + shapes[column]) for column in shapes}
+        guard_inputs(raw, bounds or {})
         transformed = model.tft_layer(raw)
         outputs = model({k: transformed[k] for k in input_keys}, training=False)
         return {name: tf.squeeze(value, axis=-1) for name, value in outputs.items()}

@@ -185,8 +185,11 @@ class ModelVersions:
                 self._failed.pop(v, None)
                 events.append(f"loaded {v}")
                 log.info("model %r version %d is available (%s)", self.name, v, on_disk[v])
+        previously_served = self.served
         self.served = new_served  # the switch: one assignment, requests in flight keep their Servable
-        for v in set(current) | set(loaded):
+        # A served version whose folder was deleted is unloaded too (TF Serving reports it as END), so the
+        # model status follows the folders: Predict's NOT_FOUND and GetModelStatus agree.
+        for v in set(previously_served) | set(loaded):
             if v not in new_served:
                 self._statuses[v] = VersionStatus(v, State.END)
                 events.append(f"unloaded {v}")

@@ -8,6 +8,7 @@ of the pipeline (one per kind, stopped early, ~30 s together) show that Transfor
 and nothing is pushed; the rest are unit tests of the same functions.
 """
 
+import dataclasses
 import datetime as dt
 import os
 
@@ -81,7 +82,8 @@ def content_run(cfg, tmp_path_factory):
     for index in (0, 1, 2):
         day = START + dt.timedelta(days=index)
         _write(_break(_frame(data_root, day), index), data_root, day)
-    return _run(cfg, tmp, data_root, START + dt.timedelta(days=2), train_days=2)
+    small = cfg.replace(evaluation=dataclasses.replace(cfg.evaluation, min_rows=0, min_positives=0))  # 400-row days
+    return _run(small, tmp, data_root, START + dt.timedelta(days=2), train_days=2)
 
 
 @pytest.mark.parametrize("defect", sorted(CONTENT_DEFECTS))

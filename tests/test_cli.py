@@ -43,3 +43,35 @@ def test_span_of_a_date_is_the_span_tfx_gives_its_folder():
 
     assert cli.span_of(dt.date(1970, 1, 2)) == 1
     assert cli.span_of(dt.date(2026, 11, 3)) == utils.date_to_span_number(2026, 11, 3)
+
+
+def test_every_refusal_is_one_message_with_exit_code_2(tmp_path, capsys, monkeypatch):
+    """DataGate's refusal (a ValueError since issue 16) and a day the Evaluator did not bless both exit 2
+    with one line per refusal on stderr, never a traceback; serving is untouched."""
+    import datetime as dt
+    import types
+
+    from components import data_gate
+    from pipeline import daily, report, results
+
+    def gate_refuses(*args, **kwargs):
+        error = data_gate.DataAnomalyError("1 data anomaly against the curated schema; the run stops before "
+                                           "Transform, nothing is trained or pushed:\n  day 2026-11-03 ...")
+        error.log_file = str(tmp_path / "run.log")
+        raise error
+
+    monkeypatch.setattr(daily, "run_day", gate_refuses)
+    assert cli.main(["run", "--workspace", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mtrank: 1 data anomaly") and f"(traceback: {tmp_path / 'run.log'})" in err
+    assert "Traceback (most recent call last)" not in err
+
+    refused = types.SimpleNamespace(day=dt.date(2026, 11, 3), status="not blessed", seconds=1.0, result=types.SimpleNamespace(
+        validation_failures=["click auc value = 0.5500 does not meet lower_bound 0.6"]))
+    monkeypatch.setattr(daily, "run_day", lambda *a, **k: refused)
+    monkeypatch.setattr(results, "format_run", lambda *a: "table")
+    monkeypatch.setattr(report, "report_dir", lambda *a: tmp_path)
+    assert cli.main(["run", "--workspace", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == ("mtrank: 2026-11-03 was not blessed (click auc value = 0.5500 does not meet lower_bound 0.6); "
+                   "nothing was pushed and serving keeps the model in production.\n")

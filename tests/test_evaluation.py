@@ -1,3 +1,5 @@
+import math
+
 import tensorflow_model_analysis as tfma
 
 from components import evaluation
@@ -92,8 +94,9 @@ def _write_examples(path, columns):
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
 
-def _validate(cfg, tmp_path, monkeypatch, worse_task):
-    """Candidate = baseline except `worse_task`, whose predictions are shuffled; returns TFMA's validation."""
+def _validate(cfg, tmp_path, monkeypatch, worse_task, one_class=None, output=None):
+    """Candidate = baseline except `worse_task`, whose predictions are shuffled; returns TFMA's validation.
+    `one_class`: a task whose labels are all 0; `output`: a list that receives TFMA's output folder."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -102,7 +105,7 @@ def _validate(cfg, tmp_path, monkeypatch, worse_task):
     for task in cfg.tasks:
         if task.type == "binary":
             truth = rng.uniform(0.05, 0.95, n)
-            label = (rng.uniform(size=n) < truth).astype(float)
+            label = (rng.uniform(size=n) < truth).astype(float) * (task.name != one_class)
             good = np.clip(truth + rng.normal(0, 0.05, n), 0.01, 0.99)
         else:
             label = rng.normal(2.0, 1.0, n)
@@ -132,6 +135,8 @@ def _validate(cfg, tmp_path, monkeypatch, worse_task):
     monkeypatch.setattr(model_eval_lib, "_update_eval_config_with_defaults",
                         lambda c, _: config_util.update_eval_config_with_defaults(c, has_baseline=None, rubber_stamp=True))
     tfma.run_model_analysis(eval_config=config, data_location=data, output_path=out)
+    if output is not None:
+        output.append(out)
     return tfma.load_validation_result(out)
 
 
@@ -152,3 +157,16 @@ def test_a_model_made_worse_on_the_regression_task_is_not_blessed(cfg, tmp_path,
               for s in validation.metric_validations_per_slice for f in s.failures}
     assert ("dwell", "mean_squared_error", True) in failed  # lower is better: a rise beyond max_drop fails
     assert {task for task, _, _ in failed} == {"dwell"}
+
+
+def test_an_auc_on_one_class_is_undefined_not_zero_and_fails_its_floor_saying_so(cfg, tmp_path, monkeypatch):
+    from pipeline import results
+
+    out = []
+    _validate(cfg, tmp_path, monkeypatch, worse_task=None, one_class="click", output=out)
+    metrics, ok, failures = results.read_tfma(out[0])
+    overall = metrics["Overall"]
+    assert overall["click"]["mean_label"] == 0.0 and math.isnan(overall["click"]["auc"])  # TFMA wrote 0.0
+    assert not math.isnan(overall["purchase"]["auc"])
+    assert not ok
+    assert "click auc is undefined on slice Overall: every label is 0 (one class), so its threshold fails" in failures

@@ -93,3 +93,9 @@ def test_pushed_model_answers_serialized_examples(cfg, run):
     np.testing.assert_allclose(out["purchase"], out["click"] * out["purchase_given_click"], rtol=1e-5)
     np.testing.assert_allclose(out["score"], out["click"] + 4.0 * out["purchase"], rtol=1e-5)
     assert len(set(np.round(out["score"], 6))) > 10  # it ranks: scores differ between candidates
+    # A NaN price is refused by the pushed signature itself (any TF Serving answers INVALID_ARGUMENT), never ranked.
+    broken = tf.train.Example.FromString(serialized[7])
+    broken.features.feature["price"].float_list.value[0] = float("nan")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"input price cannot be scored.*\[7\] \[of\] \[50\]"):
+        model.signatures["serving_default"](examples=tf.constant(serialized[:7] + [broken.SerializeToString()]
+                                                                  + serialized[8:]))

@@ -21,7 +21,7 @@ import tensorflow as tf  # noqa: E402
 from mtrank import config as config_lib  # noqa: E402
 from serving import candidates  # noqa: E402
 from serving.server import ModelServer  # noqa: E402
-from serving.signatures import EXAMPLES_INPUT, RAW_SIGNATURE  # noqa: E402
+from serving.signatures import EXAMPLES_INPUT, RAW_SIGNATURE, guard_inputs, schema_bounds  # noqa: E402
 from serving.versions import ModelConfig, VersionPolicy  # noqa: E402
 
 TF_DTYPES = {"string": tf.string, "int": tf.int64, "float": tf.float32}
@@ -56,18 +56,23 @@ class _TinyRanker(tf.Module):
 
 
 def build_tiny_model(cfg: config_lib.Config, path: Path, scale: float = 1.0) -> Path:
-    """Saves a tiny ranker with `serving_default` and the raw-feature signature at `path`."""
+    """Saves a tiny ranker with `serving_default` and the raw-feature signature at `path`, both guarded by
+    the schema's ranges as the Trainer's export is (serving/signatures.py)."""
     model = _TinyRanker(cfg, scale)
     spec = {c: tf.io.FixedLenFeature([1], TF_DTYPES[cfg.feature_dtype(c)]) for c in cfg.input_columns}
+    bounds = schema_bounds(cfg.resolve_path(cfg.data.schema), cfg.input_columns)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serve_examples(examples):
-        return model.outputs(tf.io.parse_example(examples, spec))
+        raw = tf.io.parse_example(examples, spec)
+        guard_inputs(raw, bounds)
+        return model.outputs(raw)
 
     raw_spec = {c: tf.TensorSpec([None], TF_DTYPES[cfg.feature_dtype(c)], name=c) for c in cfg.input_columns}
 
     @tf.function(input_signature=[raw_spec])
     def serve_raw(features):
+        guard_inputs(features, bounds)
         return model.outputs(features)
 
     tf.saved_model.save(model, str(path), signatures={"serving_default": serve_examples, RAW_SIGNATURE: serve_raw})

@@ -19,6 +19,7 @@ help:
 	@echo "make install   create $(VENV) from the pinned lock and install the project"
 	@echo "make demo      simulate impressions, run the whole local pipeline, print per-task results"
 	@echo "make test      run the test suite (installs first when needed)"
+	@echo "make test-fast the unit tests only (no end-to-end pipeline runs)"
 	@echo "make bench     the benchmark suite (~18 min on 2 cores): bench/results/*.json and SUMMARY.md"
 
 install: $(STAMP)
@@ -39,6 +40,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The unit tests: everything but the end-to-end runs marked slow (CI runs `make test`, all of them).
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
 
 BENCH_WORK ?= /tmp/mtrank-bench
 

@@ -96,10 +96,12 @@ def check_day_files(day: dt.date, files: Sequence[str],
         if set(header) != set(first):
             raise BadInputError(_header_difference(f"day {day}: file {path}", header, f"file {first_path}", first))
         if header != first:
+            moved = [f"column {i + 1} is {h!r} there, {f!r} in the first" for i, (h, f) in enumerate(zip(header, first))
+                     if h != f][:MAX_REPORTED]
             raise BadInputError(
-                f"day {day}: file {path} has the columns of file {first_path} in another order ({header} against "
-                f"{first}). CsvExampleGen reads every file of a day with the first file's column order, so values "
-                "would land in the wrong columns. Write every file of the day with the same header.")
+                f"day {day}: file {path} has the columns of file {first_path} in another order ({'; '.join(moved)}). "
+                "CsvExampleGen reads every file of a day with the first file's column order, so values would land "
+                "in the wrong columns. Write every file of the day with the same header.")
         label_checks.check_file(rules, day.isoformat(), path, file_counts)
         counts.add(file_counts)
         total += rows

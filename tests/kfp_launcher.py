@@ -1,7 +1,7 @@
 """Executes a compiled Kubeflow PipelineSpec on this machine, as Kubeflow Pipelines' v2 driver and
 launcher do on a cluster. A test harness, not product code.
 
-For each task of the root DAG, in dependency order (kfp.local's topological sort):
+For each task of the root DAG, once its upstream tasks are done (several side by side, as Argo runs them):
 
 - driver: resolves the task's inputs from what the PipelineSpec says (constants, pipeline parameters and
   their defaults, a producer's output parameter or artifact); a reference to a task, output or
@@ -25,11 +25,13 @@ every custom_config survives serialization, every trigger condition and paramete
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import subprocess
 import sys
 import time
+from concurrent import futures
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -102,10 +104,11 @@ class LocalKfpRun:
     """One run of a compiled PipelineSpec; `run(parameters)` returns every task's outcome by name."""
 
     def __init__(self, spec: pb.PipelineSpec, pipeline_root: Path, python: str = sys.executable,
-                 cwd: Path = REPO, timeout_s: float = 900):
+                 cwd: Path = REPO, timeout_s: float = 900, parallelism: int = 2):
         self.spec, self.pipeline_root, self.python, self.cwd, self.timeout_s = spec, pipeline_root, python, cwd, timeout_s
+        self.parallelism = parallelism
         self.executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
-        self._artifact_ids = 0
+        self._artifact_ids = itertools.count(1)  # ml-metadata's ids; next() is atomic, tasks finish on threads
 
     # ---- the driver ---------------------------------------------------------------------------------------
     def _pipeline_parameters(self, given: Dict[str, Any]) -> Dict[str, Any]:
@@ -190,8 +193,7 @@ class LocalKfpRun:
         for name, declared in executor_input.outputs.artifacts.items():
             artifact = pb.RuntimeArtifact()
             artifact.CopyFrom(declared.artifacts[0])
-            self._artifact_ids += 1
-            artifact.name = str(self._artifact_ids)  # ml-metadata's artifact id
+            artifact.name = str(next(self._artifact_ids))  # ml-metadata's artifact id
             produced = executor_output.artifacts.get(name)
             if produced is not None and produced.artifacts:  # launcher_v2.go mergeRuntimeArtifacts: uri, metadata
                 if produced.artifacts[0].uri:
@@ -206,40 +208,77 @@ class LocalKfpRun:
             else:
                 raise TaskFailed(f"{task}: output parameter {name!r} was declared but never written")
 
+    def _upstream(self, task: pb.PipelineTaskSpec) -> List[str]:
+        """dependentTasks plus every producer of an input (argocompiler/dag.go addImplicitDependencies)."""
+        producers = [p.task_output_parameter.producer_task for p in task.inputs.parameters.values()
+                     if p.WhichOneof("kind") == "task_output_parameter"]
+        producers += [a.task_output_artifact.producer_task for a in task.inputs.artifacts.values()
+                      if a.WhichOneof("kind") == "task_output_artifact"]
+        return sorted(set(task.dependent_tasks) | set(producers))
+
+    def _start(self, run_id: str, name: str, pipeline_params: Dict[str, Any], done: Dict[str, TaskRun]):
+        """The driver's part, in the calling thread: a TaskRun when the task does not run, else a callable that
+        launches it."""
+        task = self.spec.root.dag.tasks[name]
+        component = self.spec.components[task.component_ref.name]
+        # argocompiler/dag.go `depends`: "X.Succeeded && ..." — a task after a skipped one does not run.
+        if any(done[d].state != SUCCEEDED for d in self._upstream(task)):
+            return TaskRun(name, OMITTED)
+        params = {k: self._resolve_parameter(name, k, s, pipeline_params, done) for k, s in task.inputs.parameters.items()}
+        artifacts = {k: self._resolve_artifact(name, k, s, done) for k, s in task.inputs.artifacts.items()}
+        task_root = self.pipeline_root / run_id / name
+        executor_input = self._executor_input(component, params, artifacts, task_root)
+        condition = task.trigger_policy.condition
+        if condition and not evaluate_condition(condition, executor_input.inputs):
+            return TaskRun(name, SKIPPED)
+
+        def launch() -> TaskRun:
+            task_root.mkdir(parents=True, exist_ok=True)
+            started, log = time.time(), task_root / "task.log"
+            output = self._launch(run_id, name, component, executor_input, log)
+            run = TaskRun(name, SUCCEEDED, time.time() - started, log=log)
+            self._outputs(name, component, executor_input, output, run)
+            return run
+
+        return launch
+
     def run(self, parameters: Dict[str, Any], run_id: Optional[str] = None,
             on_task: Optional[callable] = None) -> Dict[str, TaskRun]:
+        """Runs every task once its upstream tasks are done, up to `parallelism` at a time, as Argo runs a
+        DAG's ready tasks side by side; the first failure stops the run (running tasks finish first)."""
         run_id = run_id or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         pipeline_params = self._pipeline_parameters(parameters)
         tasks = self.spec.root.dag.tasks
-        order = graph_utils.topological_sort_tasks(dict(tasks))
+        unknown = {p for t in tasks.values() for p in self._upstream(t)} - set(tasks)
+        if unknown:
+            raise TaskFailed(f"tasks {sorted(unknown)} are referenced as producers but are not in the DAG")
+        waiting = set(graph_utils.topological_sort_tasks(dict(tasks)))  # kfp.local's sort of the DAG
         done: Dict[str, TaskRun] = {}
-        while order:
-            name = order.pop()
-            task = tasks[name]
-            component = self.spec.components[task.component_ref.name]
-            # argocompiler/dag.go `depends`: "X.Succeeded && ..." — a task after a skipped one does not run.
-            if any(done[d].state != SUCCEEDED for d in task.dependent_tasks if d in done):
-                done[name] = TaskRun(name, OMITTED)
-                continue
-            params = {k: self._resolve_parameter(name, k, s, pipeline_params, done)
-                      for k, s in task.inputs.parameters.items()}
-            artifacts = {k: self._resolve_artifact(name, k, s, done) for k, s in task.inputs.artifacts.items()}
-            task_root = self.pipeline_root / run_id / name
-            executor_input = self._executor_input(component, params, artifacts, task_root)
-            condition = task.trigger_policy.condition
-            if condition and not evaluate_condition(condition, executor_input.inputs):
-                done[name] = TaskRun(name, SKIPPED)
-            else:
-                task_root.mkdir(parents=True, exist_ok=True)
-                started = time.time()
-                log = task_root / "task.log"
-                output = self._launch(run_id, name, component, executor_input, log)
-                run = TaskRun(name, SUCCEEDED, time.time() - started, log=log)
-                self._outputs(name, component, executor_input, output, run)
-                done[name] = run
-            if on_task:
-                on_task(done[name])
-        return done
+        running: Dict[futures.Future, str] = {}
+        with futures.ThreadPoolExecutor(self.parallelism) as pool:
+            while waiting or running:
+                for name in sorted(n for n in waiting if all(d in done for d in self._upstream(tasks[n]))):
+                    if len(running) >= self.parallelism:
+                        break
+                    waiting.discard(name)
+                    started = self._start(run_id, name, pipeline_params, done)
+                    if isinstance(started, TaskRun):
+                        done[name] = started
+                        if on_task:
+                            on_task(started)
+                    else:
+                        running[pool.submit(started)] = name
+                if not running:
+                    if waiting and not any(all(d in done for d in self._upstream(tasks[n])) for n in waiting):
+                        raise TaskFailed(f"tasks {sorted(waiting)} wait on each other: the DAG has a cycle")
+                    continue
+                finished, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                for future in finished:
+                    name = running.pop(future)
+                    done[name] = future.result()  # a TaskFailed ends the run here
+                    if on_task:
+                        on_task(done[name])
+        return done  # in the order the tasks ended
 
 
 def summary(runs: Dict[str, TaskRun]) -> str:

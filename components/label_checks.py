@@ -6,12 +6,13 @@ what it cannot see is what labels mean together and from day to day:
 - a task that `follows` another (purchase after click) never has a positive where its parent is 0;
 - a binary task has positives and negatives on every day (AUC is undefined otherwise, and the model
   would learn that the event never happens);
-- a task's positive rate stays inside its configured band (`tasks[].rate_band`), and within
-  `data.max_label_rate_ratio` of the other days of the run's window, when the difference is also
+- a task's positive rate stays inside its configured band (`tasks[].rate_band`, unless the binomial
+  probability of the count at the band's edge says chance), and the evaluated
+  day's within `data.max_label_rate_ratio` of the window's other days, when the difference is also
   significant (Fisher's exact test from scipy, p below `data.label_rate_p_value`), so that a small
-  day's noise never stops a run;
-- the evaluated day holds enough rows and positives for its blessing thresholds to mean anything
-  (`evaluation.min_rows`, `evaluation.min_positives`).
+  day's noise never stops a run (a day with one class is let through on the same terms);
+- the evaluated day holds enough rows and positives, in the Evaluator's sample, for its blessing
+  thresholds to mean anything (`evaluation.min_rows`, `evaluation.min_positives`).
 
 Why here and not in ExampleValidator: these rules span columns and days, which TFDV's per-feature
 constraints do not express, and DayWindow already reads every row of the window for the structural
@@ -21,6 +22,7 @@ tolerance comes from the configuration; the messages name the day, file, column,
 
 import dataclasses
 import json
+import pathlib
 import statistics
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -49,7 +51,8 @@ class LabelRules:
     rate_p_value: float = 0.001
     min_eval_rows: int = 0
     min_eval_positives: int = 0
-    source: str = ""  # the configuration file, for the messages
+    max_eval_rows: int = 0  # the Evaluator's sample (components/eval_sample.py): the minimums apply to it
+    source: str = ""  # the configuration file, for the messages (relative to the repository when inside it)
 
     @classmethod
     def from_config(cls, cfg) -> "LabelRules":
@@ -62,7 +65,7 @@ class LabelRules:
                                             if th.task in {t.name for t in binary})),
             max_rate_ratio=cfg.data.max_label_rate_ratio, rate_p_value=cfg.data.label_rate_p_value,
             min_eval_rows=cfg.evaluation.min_rows, min_eval_positives=cfg.evaluation.min_positives,
-            source=cfg.source)
+            max_eval_rows=cfg.evaluation.max_eval_rows, source=_shown_path(cfg.source))
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -75,6 +78,18 @@ class LabelRules:
         tasks = tuple(BinaryTask(t["name"], t["label"], t["follows_label"],
                                  tuple(t["rate_band"]) if t["rate_band"] else None) for t in raw.pop("tasks"))
         return cls(tasks=tasks, **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+def _shown_path(source: str) -> str:
+    """The configuration's path as the messages show it: relative to the repository (the image's workdir on
+    Kubeflow, where the compiling machine's absolute path means nothing)."""
+    from mtrank import config as config_lib
+
+    path = pathlib.Path(source)
+    try:
+        return str(path.resolve().relative_to(config_lib.REPO_ROOT))
+    except ValueError:
+        return source
 
 
 @dataclasses.dataclass
@@ -129,63 +144,104 @@ def check_file(rules: LabelRules, day: str, path: str, counts: LabelCounts) -> N
 
 
 def check_days(rules: LabelRules, days: Dict[str, LabelCounts], patterns: Dict[str, str], eval_day: str) -> None:
-    """Every day: positives and negatives, rate band; every day against the window's others; the eval day's size."""
+    """Every day: positives and negatives, rate band; the evaluated day against the window's others; its size."""
     for day, counts in sorted(days.items()):
         where = f"day {day} ({patterns[day]})"
+        others = [c for d, c in days.items() if d != day]
         for task in rules.tasks:
-            positives = counts.positives.get(task.name, 0)
-            if positives == 0 or positives == counts.rows:
+            if task.name not in counts.positives:  # the label column is missing: the schema check names it
+                continue
+            positives = counts.positives[task.name]
+            if positives in (0, counts.rows) and not _plausible_one_class(rules, task, counts, others):
                 kind = "no positive" if positives == 0 else "no negative"
                 raise LabelError(
                     f"{where}: column {task.label!r} (task {task.name!r}) has {kind} among {counts.rows:,} rows. A "
                     f"day with one class cannot be true for a live system (a broken label join, an outage) and its "
                     f"AUC is undefined; the run stops before training. Check the export of {task.label}.")
             rate = positives / counts.rows
-            if task.rate_band and not task.rate_band[0] <= rate <= task.rate_band[1]:
+            if task.rate_band and _significantly_outside(rules, task.rate_band, positives, counts.rows):
                 raise LabelError(
                     f"{where}: the {task.label!r} rate is {rate:.4f} ({_share(positives, counts.rows)}), outside "
                     f"the band {list(task.rate_band)} that {rules.source} sets for task {task.name!r} (rate_band). "
                     "Check the day's labels; if the rate really moved, widen the band.")
     if rules.max_rate_ratio and len(days) > 1:
-        _check_rate_drift(rules, days, patterns)
+        _check_rate_drift(rules, eval_day, days, patterns)
     _check_eval_size(rules, days[eval_day], f"day {eval_day} ({patterns[eval_day]})")
 
 
-def _check_rate_drift(rules: LabelRules, days: Dict[str, LabelCounts], patterns: Dict[str, str]) -> None:
+def _significantly_outside(rules: LabelRules, band: Tuple[float, float], positives: int, rows: int) -> bool:
+    """Outside the band, and not by chance: the binomial probability of so few (or so many) positives at the
+    band's edge is below `rate_p_value` (0 purchases in 300 rows at a 0.02 % floor is likely, and passes)."""
     from scipy import stats
 
+    low, high = band
+    if positives < low * rows:
+        return stats.binom.cdf(positives, rows, low) < rules.rate_p_value
+    if positives > high * rows:
+        return stats.binom.sf(positives - 1, rows, high) < rules.rate_p_value
+    return False
+
+
+def _pooled_rate(task: BinaryTask, days: List[LabelCounts]) -> Optional[float]:
+    rows = sum(c.rows for c in days if task.name in c.positives)
+    return sum(c.positives[task.name] for c in days if task.name in c.positives) / rows if rows else None
+
+
+def _plausible_one_class(rules: LabelRules, task: BinaryTask, counts: LabelCounts, others: List[LabelCounts]) -> bool:
+    """Whether a day with one class is likely by chance: its size at the window's other days' rate (else the
+    band's edge) gives it a probability of at least `rate_p_value` (a 300-row day without purchases at a
+    0.9 % rate: 7 %). An unknown rate gives no excuse."""
+    rate = _pooled_rate(task, others)
+    if rate is None and task.rate_band:
+        rate = task.rate_band[0] if counts.positives[task.name] == 0 else task.rate_band[1]
+    if rate is None:
+        return False
+    p_zero_or_all = (1.0 - rate) ** counts.rows if counts.positives[task.name] == 0 else rate ** counts.rows
+    return p_zero_or_all >= rules.rate_p_value
+
+
+def _check_rate_drift(rules: LabelRules, eval_day: str, days: Dict[str, LabelCounts], patterns: Dict[str, str]) -> None:
+    """The evaluated day against the median rate of the window's other days. Only the new day: the others
+    passed as evaluated days of earlier runs, and a shift accepted then must not stop the runs after it."""
+    from scipy import stats
+
+    counts = days[eval_day]
+    others = [c for d, c in days.items() if d != eval_day]
     for task in rules.tasks:
-        # Newest first: the older days of a window passed these checks in earlier runs, so with two days the
-        # new one is the suspect.
-        for day, counts in sorted(days.items(), reverse=True):
-            others = [c for d, c in days.items() if d != day]
-            rate = counts.positives[task.name] / counts.rows
-            median = statistics.median(c.positives[task.name] / c.rows for c in others)
-            ratio = max(rate, median) / max(min(rate, median), 1e-12)
-            if ratio <= rules.max_rate_ratio:
-                continue
-            pooled_pos = sum(c.positives[task.name] for c in others)
-            pooled_rows = sum(c.rows for c in others)
-            table = [[counts.positives[task.name], counts.rows - counts.positives[task.name]],
-                     [pooled_pos, pooled_rows - pooled_pos]]
-            p_value = stats.fisher_exact(table).pvalue
-            if p_value < rules.rate_p_value:
-                direction = "above" if rate > median else "below"
-                raise LabelError(
-                    f"day {day} ({patterns[day]}): the {task.label!r} rate {rate:.4f} is {ratio:.1f}x {direction} the "
-                    f"median {median:.4f} of the window's other days (Fisher's exact test p = {p_value:.1e}); "
-                    f"{rules.source} tolerates {rules.max_rate_ratio}x (data.max_label_rate_ratio). A label "
-                    "pipeline change or an outage is likelier than a real shift; check the day, or raise the ratio.")
+        if task.name not in counts.positives or any(task.name not in c.positives for c in others):
+            continue
+        rate = counts.positives[task.name] / counts.rows
+        median = statistics.median(c.positives[task.name] / c.rows for c in others)
+        ratio = max(rate, median) / max(min(rate, median), 1e-12)
+        if ratio <= rules.max_rate_ratio:
+            continue
+        pooled_pos = sum(c.positives[task.name] for c in others)
+        pooled_rows = sum(c.rows for c in others)
+        table = [[counts.positives[task.name], counts.rows - counts.positives[task.name]],
+                 [pooled_pos, pooled_rows - pooled_pos]]
+        p_value = stats.fisher_exact(table).pvalue
+        if p_value < rules.rate_p_value:
+            direction = "above" if rate > median else "below"
+            raise LabelError(
+                f"day {eval_day} ({patterns[eval_day]}): the {task.label!r} rate {rate:.4f} is {ratio:.1f}x {direction} "
+                f"the median {median:.4f} of the window's other days (Fisher's exact test p = {p_value:.1e}); "
+                f"{rules.source} tolerates {rules.max_rate_ratio}x (data.max_label_rate_ratio). A label "
+                "pipeline change or an outage is likelier than a real shift; check the day, or raise the ratio.")
 
 
 def _check_eval_size(rules: LabelRules, counts: LabelCounts, where: str) -> None:
+    """The evaluated day, as the Evaluator will see it: a day above `max_eval_rows` is evaluated on a hash
+    sample of that many rows (components/eval_sample.py), so rows and positives are scaled to the sample."""
+    share = min(1.0, rules.max_eval_rows / counts.rows) if rules.max_eval_rows else 1.0
+    sampled = f" in the Evaluator's sample of ~{int(counts.rows * share):,} rows (evaluation.max_eval_rows)" \
+        if share < 1.0 else ""
     short = []
-    if counts.rows < rules.min_eval_rows:
+    if counts.rows * share < rules.min_eval_rows:
         short.append(f"{counts.rows:,} rows (needs {rules.min_eval_rows:,}, evaluation.min_rows)")
     for name in rules.thresholded:
-        positives = counts.positives.get(name, 0)
+        positives = counts.positives.get(name, 0) * share
         if positives < rules.min_eval_positives:
-            short.append(f"{positives:,} positives for {name} (needs {rules.min_eval_positives:,}, "
+            short.append(f"{positives:,.0f} positives for {name}{sampled} (needs {rules.min_eval_positives:,}, "
                          "evaluation.min_positives)")
     if short:
         raise LabelError(

@@ -37,11 +37,27 @@ SERVING_FORMAT_DIR = "Format-Serving"  # the Trainer's Model artifact layout (tf
 COMPLETE_MARKER = "saved_model.pb"  # written last by the Pusher (a rename locally, the last copy on gs://)
 
 
-def newest_complete_version(base_directory: str) -> Optional[Tuple[int, str]]:
-    """(version, path) of the newest integer folder holding saved_model.pb, or None.
+def loadable(path: str) -> bool:
+    """A complete SavedModel whose graph parses: a server skips a corrupt version and keeps the previous one
+    serving (serving/versions.py, TF Serving alike), so a corrupt version is not in production either."""
+    from tensorflow.python.saved_model import loader_impl
 
-    This is what TF Serving's default `latest` policy serves; staging folders (`.staging-*`) and versions
-    still being copied (no saved_model.pb yet) are not versions.
+    if not any(tf.io.gfile.exists(posixpath.join(path, f)) for f in (COMPLETE_MARKER, "saved_model.pbtxt")):
+        return False
+    try:
+        loader_impl.parse_saved_model(path)
+    except Exception as e:  # noqa: BLE001 - IOError, DecodeError: whatever a server would fail on
+        logging.warning("version %s does not load (%s: %s); a server skips it, and so does the warm start",
+                        path, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+        return False
+    return True
+
+
+def newest_complete_version(base_directory: str) -> Optional[Tuple[int, str]]:
+    """(version, path) of the newest integer folder holding a SavedModel that parses, or None.
+
+    This is what TF Serving's default `latest` policy serves; staging folders (`.staging-*`), versions
+    still being copied (no saved_model.pb yet) and corrupt ones are passed over, as a server passes them.
     """
     if not tf.io.gfile.isdir(base_directory):
         return None
@@ -49,7 +65,7 @@ def newest_complete_version(base_directory: str) -> Optional[Tuple[int, str]]:
                        if name.rstrip("/").isdigit()), reverse=True)
     for version in versions:
         path = posixpath.join(base_directory.rstrip("/"), str(version))
-        if tf.io.gfile.exists(posixpath.join(path, COMPLETE_MARKER)):
+        if loadable(path):
             return version, path
     return None
 

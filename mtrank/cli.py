@@ -79,13 +79,20 @@ def cmd_run(args) -> int:
 
 
 def _refused(outcomes) -> int:
-    """A day the Evaluator refused is a refusal like bad data: one message, exit code 2 (serving is unchanged)."""
-    refused = [o for o in outcomes if o.status == "not blessed"]
-    for o in refused:
-        reasons = "; ".join(o.result.validation_failures) or "see the report"
-        print(f"mtrank: {o.day} was not blessed ({reasons}); nothing was pushed and serving keeps the model in "
-              "production.", file=sys.stderr)
-    return 2 if refused else 0
+    """A day the Evaluator refused is a refusal like bad data: one message, exit code 2 (serving is unchanged).
+    A day that ended without a decision (status "failed") exits 1: something broke, see the run's log."""
+    code = 0
+    for o in outcomes:
+        if o.status == "not blessed":
+            reasons = "; ".join(o.result.validation_failures) or "see the report"
+            print(f"mtrank: {o.day} was not blessed ({reasons}); nothing was pushed and serving keeps the model in "
+                  "production.", file=sys.stderr)
+            code = max(code, 2)
+        elif o.status == "failed":
+            print(f"mtrank: {o.day} ended without a blessing decision or a push; see the run's log under the "
+                  "workspace's logs/", file=sys.stderr)
+            code = max(code, 1)
+    return code
 
 
 def cmd_backfill(args) -> int:

@@ -419,6 +419,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: serving.max_candidates must be >= 1, got {cfg.serving.max_candidates}")
     if min(cfg.evaluation.min_rows, cfg.evaluation.min_positives) < 0:
         raise ConfigError(f"{src}: evaluation.min_rows and evaluation.min_positives must be >= 0")
+    if 0 < cfg.evaluation.max_eval_rows < cfg.evaluation.min_rows:
+        raise ConfigError(f"{src}: evaluation.min_rows ({cfg.evaluation.min_rows}) is above max_eval_rows "
+                          f"({cfg.evaluation.max_eval_rows}), the most rows the Evaluator reads: no day could pass")
     if cfg.data.max_label_rate_ratio != 0 and cfg.data.max_label_rate_ratio <= 1:
         raise ConfigError(f"{src}: data.max_label_rate_ratio must be > 1 (a factor), or 0 to compare no days; "
                           f"got {cfg.data.max_label_rate_ratio}")

@@ -35,23 +35,16 @@ def restore_input_types(executor_input_json: str, inputs_spec_json: str) -> str:
     return json.dumps(executor_input)
 
 
-def _flag_value(argv: List[str], flag: str) -> int:
-    """Index of the value of `flag` in argv (`--flag value` or `--flag=value` is rewritten to the former)."""
-    for i, arg in enumerate(argv):
-        if arg == flag:
-            return i + 1
-        if arg.startswith(flag + "="):
-            argv[i:i + 1] = [flag, arg[len(flag) + 1:]]
-            return i + 1
-    return -1
-
-
 def patched_argv(argv: List[str]) -> List[str]:
-    argv = list(argv)
-    invocation, spec = _flag_value(argv, INVOCATION_FLAG), _flag_value(argv, INPUTS_SPEC_FLAG)
-    if invocation > 0 and spec > 0:
-        argv[invocation] = restore_input_types(argv[invocation], argv[spec])
-    return argv
+    """argv with `--flag=value` split into two words, and the ExecutorInput given its input types."""
+    split: List[str] = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        split += [flag, value] if eq and flag in (INVOCATION_FLAG, INPUTS_SPEC_FLAG) else [arg]
+    if INVOCATION_FLAG in split and INPUTS_SPEC_FLAG in split:
+        invocation = split.index(INVOCATION_FLAG) + 1
+        split[invocation] = restore_input_types(split[invocation], split[split.index(INPUTS_SPEC_FLAG) + 1])
+    return split
 
 
 def main() -> None:

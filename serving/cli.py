@@ -67,8 +67,11 @@ def cmd_serve(args) -> int:
         name = args.model_name or cfg.serving.model_name
         configs = [ModelConfig(name=name, base_path=f"{args.model_base_path.rstrip('/')}/{name}",
                                policy=VersionPolicy("latest", num_versions=args.num_versions))]
+    if args.max_candidates is not None and args.max_candidates < 1:
+        raise config_lib.ConfigError(f"--max-candidates must be >= 1, got {args.max_candidates}")
     server = ModelServer(configs, port=args.port, host=args.host, poll_seconds=args.poll_seconds,
-                         max_workers=args.workers, max_candidates=args.max_candidates or cfg.serving.max_candidates)
+                         max_workers=args.workers,
+                         max_candidates=cfg.serving.max_candidates if args.max_candidates is None else args.max_candidates)
     server.start(wait_for_models_s=args.wait_seconds)
     for model in server.models:
         print(f"[serve] model {model.name!r} from {model.config.base_path}: versions "

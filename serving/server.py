@@ -10,6 +10,7 @@ the same `models.config` (version policy, labels) as TF Serving, and polls for n
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -23,13 +24,14 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
 from tensorflow_serving.config import model_server_config_pb2
 
+from mtrank import config as config_lib
 from serving.servable import ServingStatus
 from serving.versions import ModelConfig, ModelVersions, VersionPolicy
 
 log = logging.getLogger("mtrank.serving")
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # large candidate lists must not hit gRPC's 4 MiB default
-DEFAULT_MAX_CANDIDATES = 10_000  # serving.max_candidates in the configuration
+DEFAULT_MAX_CANDIDATES = config_lib.ServingSpec().max_candidates
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
@@ -122,10 +124,11 @@ def check_request_size(request, max_candidates: int) -> None:
     TensorProto may declare a shape of 500,000 with one value, which TensorFlow repeats to fill it."""
     for name, proto in sorted(request.inputs.items()):
         dims = [d.size for d in proto.tensor_shape.dim]
-        if dims and dims[0] > max_candidates:
+        values = math.prod(dims) if dims else 1  # every signature here takes one value per candidate
+        if values > max_candidates:
             raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"input {name!r} declares {dims[0]:,} candidates; this server takes at most "
-                                f"{max_candidates:,} per request (serving.max_candidates, mtrank serve "
+                                f"input {name!r} declares {values:,} candidates (shape {dims}); this server takes at "
+                                f"most {max_candidates:,} per request (serving.max_candidates, mtrank serve "
                                 "--max-candidates). Split the list into several requests.")
 
 

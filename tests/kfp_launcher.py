@@ -106,6 +106,8 @@ class LocalKfpRun:
     def __init__(self, spec: pb.PipelineSpec, pipeline_root: Path, python: str = sys.executable,
                  cwd: Path = REPO, timeout_s: float = 900, parallelism: int = 2):
         self.spec, self.pipeline_root, self.python, self.cwd, self.timeout_s = spec, pipeline_root, python, cwd, timeout_s
+        if parallelism < 1:
+            raise ValueError(f"parallelism must be >= 1, got {parallelism}")
         self.parallelism = parallelism
         self.executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
         self._artifact_ids = itertools.count(1)  # ml-metadata's ids; next() is atomic, tasks finish on threads
@@ -179,8 +181,11 @@ class LocalKfpRun:
             raise TaskFailed(f"{task}: the container runs {command[0]!r}; this harness stands in only for `python`")
         env = {**os.environ, **Image().env, **{e["name"]: e["value"] for e in container.get("env", [])}}
         with open(log, "w") as out:
-            done = subprocess.run([self.python] + command[1:], cwd=self.cwd, env=env, stdout=out,
-                                  stderr=subprocess.STDOUT, timeout=self.timeout_s)
+            try:
+                done = subprocess.run([self.python] + command[1:], cwd=self.cwd, env=env, stdout=out,
+                                      stderr=subprocess.STDOUT, timeout=self.timeout_s)
+            except subprocess.TimeoutExpired:
+                raise TaskFailed(f"{task}: still running after {self.timeout_s:.0f} s (log {log})") from None
         if done.returncode != 0:
             tail = "".join(log.read_text().splitlines(keepends=True)[-40:])
             raise TaskFailed(f"{task}: container exited {done.returncode} (log {log}):\n{tail}")
@@ -244,8 +249,8 @@ class LocalKfpRun:
 
     def run(self, parameters: Dict[str, Any], run_id: Optional[str] = None,
             on_task: Optional[callable] = None) -> Dict[str, TaskRun]:
-        """Runs every task once its upstream tasks are done, up to `parallelism` at a time, as Argo runs a
-        DAG's ready tasks side by side; the first failure stops the run (running tasks finish first)."""
+        """Runs every task once its upstream tasks are done, ready ones side by side as Argo runs them (here
+        at most `parallelism` at once: two cores); the first failure stops the run (running tasks finish first)."""
         run_id = run_id or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         pipeline_params = self._pipeline_parameters(parameters)
         tasks = self.spec.root.dag.tasks
@@ -257,9 +262,8 @@ class LocalKfpRun:
         running: Dict[futures.Future, str] = {}
         with futures.ThreadPoolExecutor(self.parallelism) as pool:
             while waiting or running:
+                launches = []  # the driver decides every ready task at once; skipped ones take no slot
                 for name in sorted(n for n in waiting if all(d in done for d in self._upstream(tasks[n]))):
-                    if len(running) >= self.parallelism:
-                        break
                     waiting.discard(name)
                     started = self._start(run_id, name, pipeline_params, done)
                     if isinstance(started, TaskRun):
@@ -267,7 +271,9 @@ class LocalKfpRun:
                         if on_task:
                             on_task(started)
                     else:
-                        running[pool.submit(started)] = name
+                        launches.append((name, started))
+                for name, launch in launches:
+                    running[pool.submit(launch)] = name  # the pool runs `parallelism` at a time
                 if not running:
                     if waiting and not any(all(d in done for d in self._upstream(tasks[n])) for n in waiting):
                         raise TaskFailed(f"tasks {sorted(waiting)} wait on each other: the DAG has a cycle")

@@ -203,3 +203,34 @@ def test_mtrank_run_on_impossible_labels_exits_2_with_one_message_and_trains_not
     log_file = re.search(r"\(traceback: (\S+)\)", err).group(1)
     assert "Traceback" in open(log_file).read()  # the detail is in the run's log
     assert not (workspace / "pipeline_root" / "mtrank-impressions" / "Transform").exists()
+
+
+def _counts(rows, clicks, purchases):
+    return label_checks.LabelCounts(rows=rows, positives={"click": clicks, "purchase": purchases})
+
+
+def test_the_minimums_apply_to_the_evaluators_sample_of_a_large_day(rules):
+    patterns = {"2026-07-01": "2026-07-01/*.csv", "2026-07-02": "2026-07-02/*.csv"}
+    days = {"2026-07-01": _counts(100_000, 8_000, 800), "2026-07-02": _counts(100_000, 8_000, 240)}
+    # 240 purchases in 100,000 rows: the 20,000-row sample holds ~48, under the 50 the thresholds need.
+    with pytest.raises(label_checks.LabelError, match=r"48 positives for purchase in the Evaluator's sample of "
+                                                      r"~20,000 rows \(evaluation.max_eval_rows\) \(needs 50"):
+        label_checks.check_days(dataclasses.replace(rules, max_rate_ratio=0), days, patterns, "2026-07-02")
+
+
+def test_only_the_evaluated_day_is_compared_so_an_accepted_shift_stops_no_later_run(rules):
+    patterns = {d: f"{d}/*.csv" for d in ("2026-07-01", "2026-07-02", "2026-07-03")}
+    # The click rate halved... tripled on 07-02 and was accepted then; 07-03 keeps the new rate.
+    days = {"2026-07-01": _counts(20_000, 800, 80), "2026-07-02": _counts(20_000, 3_000, 90),
+            "2026-07-03": _counts(20_000, 3_100, 95)}
+    label_checks.check_days(rules, days, patterns, "2026-07-03")
+
+
+def test_a_small_day_without_purchases_is_plausible_a_large_one_is_not(rules):
+    patterns = {"2026-07-01": "2026-07-01/*.csv", "2026-07-02": "2026-07-02/*.csv"}
+    no_minimum = dataclasses.replace(rules, min_eval_rows=0, min_eval_positives=0)
+    small = {"2026-07-01": _counts(300, 30, 0), "2026-07-02": _counts(12_000, 960, 108)}  # 0.991^300 = 7 %
+    label_checks.check_days(no_minimum, small, patterns, "2026-07-02")
+    large = {"2026-07-01": _counts(12_000, 960, 0), "2026-07-02": _counts(12_000, 960, 108)}
+    with pytest.raises(label_checks.LabelError, match="has no positive among 12,000 rows"):
+        label_checks.check_days(no_minimum, large, patterns, "2026-07-02")

@@ -1,17 +1,23 @@
 """The model in production is the newest complete version under the serving root: what a server loads,
 so a half-copied version or a staging folder never becomes a warm start or a baseline, and a manual
-rollback (the newest version folder removed) is followed by the next run."""
+rollback (the newest version folder removed) is followed by the next run. A corrupt newest version is passed
+over, as a server passes it over."""
 
 import shutil
 
 from components import production_model
 
 
-def _version(base, name, complete=True):
+def _version(base, name, complete=True, corrupt=False):
+    """A version folder: a minimal SavedModel proto (it parses), a corrupt one, or none yet."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
     path = base / name
     (path / "variables").mkdir(parents=True)
     if complete:
-        (path / "saved_model.pb").write_bytes(b"model " + name.encode())
+        model = saved_model_pb2.SavedModel(saved_model_schema_version=1)
+        model.meta_graphs.add().meta_info_def.tags.append("serve")
+        (path / "saved_model.pb").write_bytes(b"\x08\x01 a truncated SavedModel" if corrupt else model.SerializeToString())
     return path
 
 
@@ -26,6 +32,7 @@ def test_the_newest_complete_version_is_in_production_and_a_rollback_is_followed
     _version(tmp_path, "1700000000")
     _version(tmp_path, "1700000100")
     _version(tmp_path, "1700000200", complete=False)
+    _version(tmp_path, "1700000250", corrupt=True)  # a server skips it and keeps 1700000100 serving
     _version(tmp_path, ".staging-1700000300-7")
     (tmp_path / "notes.txt").write_text("not a version")
     assert production_model.newest_complete_version(str(tmp_path)) == (1700000100, str(tmp_path / "1700000100"))

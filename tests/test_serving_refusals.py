@@ -119,6 +119,11 @@ def test_a_request_claiming_500000_candidates_is_refused_before_any_work(cfg, se
     code, details = _code(lambda: prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=10))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and time.monotonic() - started < 2.0
     assert "declares 500,000 candidates" in details and "at most 10,000" in details
+    proto.tensor_shape.dim[0].size = 1
+    proto.tensor_shape.dim.add(size=500_000)  # [1, 500000]: the count hides in another dimension
+    request.inputs[EXAMPLES_INPUT].CopyFrom(proto)
+    code, details = _code(lambda: prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=10))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "declares 500,000 candidates (shape [1, 500000])" in details
 
 
 def test_parse_errors_name_the_feature_and_garbage_gets_tf_servings_wording(cfg, served):

@@ -26,9 +26,10 @@ import mtrank  # noqa: F401
 import tensorflow as tf
 from absl import logging
 from tfx import v1 as tfx
+from tfx.utils import path_constants
 
 STAGING_PREFIX = ".staging-"
-SERVING_FORMAT_DIR = "Format-Serving"  # where the Trainer's Model artifact keeps the SavedModel
+SERVING_FORMAT_DIR = path_constants.SERVING_MODEL_DIR  # "Format-Serving": where a Model artifact keeps the SavedModel
 STALE_AFTER_S = 3600.0  # a staging folder this old belongs to a push that was killed
 
 

@@ -31,9 +31,9 @@ import mtrank  # noqa: F401
 import tensorflow as tf
 from absl import logging
 from tfx import v1 as tfx
-from tfx.utils import io_utils
+from tfx.utils import io_utils, path_constants
 
-SERVING_FORMAT_DIR = "Format-Serving"  # the Trainer's Model artifact layout (tfx.utils.path_utils)
+SERVING_FORMAT_DIR = path_constants.SERVING_MODEL_DIR  # "Format-Serving": where a Model artifact keeps the SavedModel
 COMPLETE_MARKER = "saved_model.pb"  # written last by the Pusher (a rename locally, the last copy on gs://)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SUITE = [("trainer_throughput", "Trainer throughput"), ("pipeline_scaling", "Pipeline scaling"),
-         ("simulator", "Simulator"), ("serving_latency", "Serving latency")]
+         ("simulator", "Simulator"), ("serving_latency", "Serving latency"),
+         ("evaluator_throughput", "Evaluator throughput")]
 
 
 def _load(name: str):
@@ -52,6 +53,14 @@ def headline() -> str:
         last = s["runs"][-1]
         rows.append(f"| Simulator | {last['rows']:,} rows as CSV | {last['rows_per_second']:,.0f} rows/s, peak "
                     f"{last['peak_rss_mib']:,.0f} MiB | rate at 10M / at 1M: {s['rate_ratio']:.2f}x |")
+    e = _load("evaluator_throughput")
+    if e:
+        v = e["variants"]
+        for name in ("default", "ranked lists added", "gates only"):
+            if name in v:
+                rows.append(f"| Evaluator: {name} vs previous default | {e['rows']:,} rows, TFMA with the model | "
+                            f"{v[name]['rows_per_second']:,.0f} vs {v['previous default']['rows_per_second']:,.0f} rows/s "
+                            f"| {v[name]['rows_per_second'] / v['previous default']['rows_per_second']:.2f}x |")
     g = _load("serving_latency")
     if g:
         for case in g["cases"]:

@@ -5,17 +5,16 @@ at the top and under-confident at the bottom cancel out. ECE (Naeini et al. 2015
 does not let them cancel: predictions are put in `num_bins` equal-width bins over [0, 1] and
 ECE = Σ_b (w_b / W) · |mean prediction_b − mean label_b|. Ranked bids and budgets use the
 probabilities themselves, so a ranking model must be calibrated too, not only well ordered.
-The accumulator is three sums per bin, so it is cheap on any slice.
+It is derived from TFMA's own calibration histogram, which the Evaluator accumulates anyway.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional
+from typing import Iterable, List, Optional
 
 import mtrank  # noqa: F401
-import apache_beam as beam
 import numpy as np
-from tensorflow_model_analysis.metrics import metric_types, metric_util
+from tensorflow_model_analysis.metrics import calibration_histogram, metric_types
 from tensorflow_model_analysis.proto import config_pb2
 
 ECE_NAME = "expected_calibration_error"
@@ -58,42 +57,34 @@ metric_types.register_metric(ExpectedCalibrationError)
 def _ece_computations(num_bins: int = 10, name: str = ECE_NAME, eval_config: Optional[config_pb2.EvalConfig] = None,
                       model_names: Optional[List[str]] = None, output_names: Optional[List[str]] = None,
                       sub_keys=None, example_weighted: bool = False) -> metric_types.MetricComputations:
-    computations = []
+    """TFMA's calibration histogram (the one AUC, PR-AUC and the calibration plot already accumulate:
+    TFMA computes identical computations once) regrouped into `num_bins` bins: ECE costs no combiner of
+    its own. Its own combiner cost about 8 % of the Evaluator's time (one more Python call per row, per
+    slicing, per task)."""
+    computations: metric_types.MetricComputations = []
     for model_name in model_names or [""]:
         for output_name in output_names or [""]:
+            histogram = calibration_histogram.calibration_histogram(
+                eval_config=eval_config, model_name=model_name, output_name=output_name,
+                example_weighted=example_weighted)
+            histogram_key = histogram[-1].keys[-1]
             key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name,
                                          example_weighted=example_weighted)
-            computations.append(metric_types.MetricComputation(
-                keys=[key], preprocessors=None,
-                combiner=_ECECombiner(key, num_bins, eval_config, example_weighted)))
+
+            def result(metrics, key=key, histogram_key=histogram_key):
+                return {key: _ece(histogram_sums(metrics[histogram_key], num_bins))}
+
+            computations.extend(histogram)
+            computations.append(metric_types.DerivedMetricComputation(keys=[key], result=result))
     return computations
 
 
-class _ECECombiner(beam.CombineFn):
-    def __init__(self, key: metric_types.MetricKey, num_bins: int, eval_config: Optional[config_pb2.EvalConfig],
-                 example_weighted: bool):
-        self._key, self._num_bins = key, num_bins
-        self._eval_config, self._example_weighted = eval_config, example_weighted
-
-    def create_accumulator(self) -> np.ndarray:
-        return np.zeros((3, self._num_bins))
-
-    def add_input(self, accumulator: np.ndarray, element: metric_types.StandardMetricInputs) -> np.ndarray:
-        for label, prediction, weight in metric_util.to_label_prediction_example_weight(
-                element, eval_config=self._eval_config, model_name=self._key.model_name,
-                output_name=self._key.output_name, example_weighted=self._example_weighted, flatten=True):
-            p = float(np.asarray(prediction).ravel()[0])
-            w = float(np.asarray(weight).ravel()[0])
-            b = _bins(np.array([p]), self._num_bins)[0]
-            accumulator[:, b] += (w, w * p, w * float(np.asarray(label).ravel()[0]))
-        return accumulator
-
-    def merge_accumulators(self, accumulators: Iterable[np.ndarray]) -> np.ndarray:
-        accumulators = iter(accumulators)
-        result = next(accumulators)
-        for other in accumulators:
-            result = result + other
-        return result
-
-    def extract_output(self, accumulator: np.ndarray) -> Dict[metric_types.MetricKey, float]:
-        return {self._key: _ece(accumulator)}
+def histogram_sums(buckets, num_bins: int, fine_buckets: int = calibration_histogram.DEFAULT_NUM_BUCKETS) -> np.ndarray:
+    """TFMA's histogram buckets (id 1..fine_buckets over [0, 1], 0 and fine_buckets + 1 for the values
+    outside) -> (weight, weighted prediction, weighted label) sums per ECE bin. With `num_bins` dividing
+    `fine_buckets` (10,000) every fine bucket lies in one bin, so the bins are exactly floor(p · num_bins)."""
+    sums = np.zeros((3, num_bins))
+    for bucket in buckets:
+        index = min(max((bucket.bucket_id - 1) * num_bins // fine_buckets, 0), num_bins - 1)
+        sums[:, index] += (bucket.weighted_examples, bucket.weighted_predictions, bucket.weighted_labels)
+    return sums

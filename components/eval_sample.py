@@ -13,6 +13,7 @@ A day at or under `max_rows` is copied whole; `max_rows` 0 turns the component o
 """
 
 import os
+import zlib
 
 import mtrank  # noqa: F401
 import tensorflow as tf
@@ -32,8 +33,23 @@ def _files(examples_uri: str, split: str):
     return files
 
 
-def sample_split(examples_uri: str, out_uri: str, split: str, max_rows: int) -> tuple:
-    """Writes the sampled split under `out_uri/Split-<split>/`; returns (rows in the day, rows kept)."""
+def _group_bucket(record: bytes, column: str) -> int:
+    """Hash bucket of the value of `column` in a serialized tf.Example (bytes or int64 feature)."""
+    feature = tf.train.Example.FromString(record).features.feature.get(column)
+    if feature is None:
+        raise ValueError(f"EvalSample: a row of the evaluated day has no column {column!r} "
+                         "(ranking.request_column); every row must name its request")
+    kind = feature.WhichOneof("kind")
+    values = getattr(feature, kind).value if kind else []
+    key = values[0] if len(values) else b""
+    return zlib.crc32(key if isinstance(key, bytes) else str(key).encode()) % HASH_BUCKETS
+
+
+def sample_split(examples_uri: str, out_uri: str, split: str, max_rows: int, group_column: str = "") -> tuple:
+    """Writes the sampled split under `out_uri/Split-<split>/`; returns (rows in the day, rows kept).
+
+    With `group_column` whole groups are kept or dropped (a request's list stays whole, so the ranking
+    metrics rank complete lists), by a hash of the group's value; else each row by a hash of its bytes."""
     files = _files(examples_uri, split)
     total = records.count_records(files)
     out_dir = os.path.join(out_uri, f"Split-{split}")
@@ -43,16 +59,19 @@ def sample_split(examples_uri: str, out_uri: str, split: str, max_rows: int) -> 
             tf.io.gfile.copy(f, os.path.join(out_dir, os.path.basename(f)), overwrite=True)
         return total, total
     keep_below = int(HASH_BUCKETS * max_rows / total)
-    kept = records.record_dataset(files).filter(
-        lambda r: tf.strings.to_hash_bucket_fast(r, HASH_BUCKETS) < keep_below)
+    dataset = records.record_dataset(files)
+    if not group_column:
+        dataset = dataset.filter(lambda r: tf.strings.to_hash_bucket_fast(r, HASH_BUCKETS) < keep_below)
     path = os.path.join(out_dir, "data_tfrecord-00000-of-00001.gz")
     writer = tf.io.TFRecordWriter(path, options=tf.io.TFRecordOptions(compression_type="GZIP"))
     count = 0
     with writer:
-        for batch in kept.batch(4096):
+        for batch in dataset.batch(4096):
             for record in batch.numpy():
+                if group_column and _group_bucket(record, group_column) >= keep_below:
+                    continue
                 writer.write(record)
-            count += len(batch)
+                count += 1
     return total, count
 
 
@@ -62,9 +81,11 @@ def EvalSample(
     sample: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Examples],
     split: tfx.dsl.components.Parameter[str] = "eval",
     max_rows: tfx.dsl.components.Parameter[int] = 20_000,
+    group_column: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
-    """The `split` of `examples` with at most `max_rows` rows (hash sample), as an Examples artifact."""
-    total, kept = sample_split(examples.uri, sample.uri, split, max_rows)
+    """The `split` of `examples` with about `max_rows` rows (hash sample; whole groups of `group_column`
+    when given), as an Examples artifact."""
+    total, kept = sample_split(examples.uri, sample.uri, split, max_rows, group_column)
     sample.split_names = artifact_utils.encode_split_names([split])
     sample.span = examples.span
     examples_utils.set_payload_format(sample, examples_utils.get_payload_format(examples))

@@ -8,6 +8,10 @@ every slice would fail wherever a metric is undefined (AUC on a slice holding on
 Binary tasks also get two metrics of this project, run by TFMA like its own: the expected calibration
 error (`components/ece.py`) and, when `evaluation.group_column` is set, GAUC (`components/gauc.py`),
 plus TFMA's calibration plot (`evaluation.ece_bins` buckets), which the run report draws.
+
+With `ranking.request_column`, the ranked lists are measured too (components/ranking_metric.py): gain@K,
+NDCG@K and, on simulated data, the share of the oracle's gain, for the fused score and each task output.
+A threshold on one of them names the output as its `task` (`score` for the fused score).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Dict, List
 import mtrank  # noqa: F401
 import tensorflow_model_analysis as tfma
 
+from components import ranking_metric
 from components.trainer import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 from mtrank import config as config_lib
 
@@ -84,8 +89,10 @@ def task_metric_names(cfg: config_lib.Config, task: config_lib.TaskSpec) -> List
 
 def metrics_spec(cfg: config_lib.Config, task: config_lib.TaskSpec) -> tfma.MetricsSpec:
     names = task_metric_names(cfg, task)
+    ranking_names = {name for _, _, name in ranking_metric.metric_names(cfg)}
     thresholds: Dict[str, tfma.MetricThreshold] = {
-        METRIC_CLASS.get(th.metric, th.metric): _threshold(th) for th in cfg.evaluation.thresholds if th.task == task.name
+        METRIC_CLASS.get(th.metric, th.metric): _threshold(th) for th in cfg.evaluation.thresholds
+        if th.task == task.name and th.metric not in ranking_names
     }
     metrics = []
     for name in list(names) + [n for n in thresholds if n not in names]:
@@ -95,6 +102,32 @@ def metrics_spec(cfg: config_lib.Config, task: config_lib.TaskSpec) -> tfma.Metr
                 tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=thresholds[name]))
         metrics.append(metric)
     return tfma.MetricsSpec(output_names=[task.name], metrics=metrics)
+
+
+def _ranking_config(cfg: config_lib.Config, objective: str, measure: str,
+                    threshold: "config_lib.ThresholdSpec | None" = None) -> tfma.MetricConfig:
+    metric = tfma.MetricConfig(class_name="RankingMetric", module=ranking_metric.__name__, config=json.dumps(
+        {"measure": measure, "objective": objective, "settings": ranking_metric.settings(cfg)}))
+    if threshold is not None:
+        metric.per_slice_thresholds.append(
+            tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=_threshold(threshold)))
+    return metric
+
+
+def ranking_specs(cfg: config_lib.Config) -> List[tfma.MetricsSpec]:
+    """Per-request ranking metrics (components/ranking_metric.py) for the fused score and every task output;
+    a thresholded one also in a spec of its own output, so its threshold holds for that output only."""
+    names = ranking_metric.metric_names(cfg)
+    if not names:
+        return []
+    specs = [tfma.MetricsSpec(output_names=ranking_metric.ranked_outputs(cfg),
+                              metrics=[_ranking_config(cfg, o, m) for o, m, _ in names])]
+    by_name = {name: (o, m) for o, m, name in names}
+    for th in cfg.evaluation.thresholds:
+        if th.metric in by_name:
+            specs.append(tfma.MetricsSpec(output_names=[th.task],
+                                          metrics=[_ranking_config(cfg, *by_name[th.metric], threshold=th)]))
+    return specs
 
 
 def eval_config(cfg: config_lib.Config) -> tfma.EvalConfig:
@@ -107,5 +140,5 @@ def eval_config(cfg: config_lib.Config) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[model_spec],
         slicing_specs=slicing_specs(cfg),
-        metrics_specs=[metrics_spec(cfg, t) for t in cfg.tasks],
+        metrics_specs=[metrics_spec(cfg, t) for t in cfg.tasks] + ranking_specs(cfg),
     )

@@ -2,14 +2,15 @@
 
 Each configured feature becomes `<name>_xf`; each task's label becomes `<task>_label` (float, log1p
 for regression tasks that ask for it) and, for tasks observed on a subset only, `<task>_weight`. With `model.position_bias`, the position column
-becomes `<column>_xf`, read only by the training model's bias tower.
+becomes `<column>_xf`, read only by the training model's bias tower. With `ranking.request_column`, a hash
+of the request (`request_key`) and raw copies of the columns the Trainer's weight search measures.
 Labels are transformed here rather than in the Trainer so that TFMA, which evaluates through the
 `transform_features` signature, sees exactly the labels the model was trained on.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import mtrank  # noqa: F401
 import tensorflow as tf
@@ -18,6 +19,20 @@ import tensorflow_transform as tft
 from mtrank import config as config_lib
 
 CONFIG_KEY = "mtrank_config"
+# With `ranking.request_column`: an int64 hash of the request, which the Trainer holds requests out by,
+# and raw float copies of the columns its weight search measures (objective labels and values).
+REQUEST_KEY = "request_key"
+
+
+def raw_copy_name(column: str) -> str:
+    return f"{column}_raw"
+
+
+def ranking_columns(cfg: config_lib.Config) -> List[str]:
+    """Raw columns the Trainer's weight search reads: each objective's label and value, the fusion's value."""
+    r = cfg.ranking
+    columns = [c for o in r.objectives for c in (o.label, o.value) if c] + ([r.fusion.value] if r.fusion.value else [])
+    return list(dict.fromkeys(columns))
 
 
 def _dense(x: tf.Tensor) -> tf.Tensor:
@@ -75,6 +90,11 @@ def build_preprocessing_fn(cfg: config_lib.Config):
         position = cfg.model.position_bias
         if position is not None and position.column in inputs:  # training only, like the labels
             outputs[position.transformed_name] = transform_position(position, inputs[position.column])
+        request = cfg.ranking.request_column
+        if request and request in inputs:  # training and evaluation only
+            outputs[REQUEST_KEY] = tf.strings.to_hash_bucket_fast(_as_string(_dense(inputs[request])), 2 ** 62)
+            for column in ranking_columns(cfg):
+                outputs[raw_copy_name(column)] = tf.cast(_dense(inputs[column]), tf.float32)
         return outputs
 
     return preprocessing_fn

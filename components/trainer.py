@@ -26,9 +26,11 @@ from absl import logging
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components import records, warm_start
+from components import preprocessing, records, warm_start
 from components.preprocessing import CONFIG_KEY
 from mtrank import config as config_lib
+from mtrank import fusion as fusion_lib
+from mtrank import ranking
 from mtrank.models import builder, diagnostics
 from serving import signatures as serving_signatures_lib, warmup
 
@@ -71,15 +73,38 @@ def count_examples(file_pattern: List[str]) -> int:
     return records.count_records(files)
 
 
+def held_out(cfg: config_lib.Config, request_key: tf.Tensor) -> tf.Tensor:
+    """True for the rows of requests held out of training (`ranking.validation_fraction`, by request hash):
+    Keras validation and the weight search read them; the evaluated day is read by nothing before the
+    Evaluator. Whole requests are held out, so a held-out list is a complete ranked list."""
+    return tf.math.floormod(request_key, 10_000) < int(round(cfg.ranking.validation_fraction * 10_000))
+
+
+def _rows(cfg: config_lib.Config, batch: Dict[str, tf.Tensor], rows: Optional[str]) -> Dict[str, tf.Tensor]:
+    """The batch's training rows ("train"), held-out rows ("validation"), or all of them (None)."""
+    if rows is None:
+        return batch
+    mask = held_out(cfg, batch[preprocessing.REQUEST_KEY])
+    mask = mask if rows == "validation" else tf.logical_not(mask)
+    return {k: tf.boolean_mask(v, mask) for k, v in batch.items()}
+
+
+def holds_out_requests(cfg: config_lib.Config) -> bool:
+    return bool(cfg.ranking.request_column)
+
+
 def input_fn(cfg: config_lib.Config, file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
              tf_transform_output: tft.TFTransformOutput, batch_size: int, shuffle: bool,
-             num_examples: Optional[int] = None) -> tf.data.Dataset:
+             num_examples: Optional[int] = None, rows: Optional[str] = None,
+             extra_columns: Optional[List[str]] = None) -> tf.data.Dataset:
     """Streams batches of `batch_size` as (features, labels[, weights]), parsed READ_BATCHES batches at a time.
 
     Records are shuffled before parsing (TFXIO), so the batches are those of a per-row shuffle; `rebatch`
     only cuts each large parsed batch into training batches. With `num_examples` the dataset knows its
     length, which `steps_per_execution` > 1 needs. Used when `model.examples_in_memory` is off: reading
     gzipped TFRecords runs at about 50k rows/s on one core (bench/trainer_throughput.py), every epoch.
+    `rows` keeps the training or the held-out requests (`held_out`); `extra_columns` adds a dict of those
+    transformed columns to each element.
     """
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
@@ -88,7 +113,13 @@ def input_fn(cfg: config_lib.Config, file_pattern: List[str], data_accessor: tfx
                                        shuffle_buffer_size=max(10_000, 2 * batch_size * READ_BATCHES)),
         tf_transform_output.transformed_metadata.schema,
     )
-    dataset = dataset.map(lambda batch: split_labels(cfg, batch), num_parallel_calls=tf.data.AUTOTUNE)
+    if rows is not None:
+        dataset = dataset.map(lambda batch: _rows(cfg, batch, rows), num_parallel_calls=tf.data.AUTOTUNE)
+    if extra_columns:
+        dataset = dataset.map(lambda batch: (*split_labels(cfg, batch), {c: batch[c] for c in extra_columns}),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = dataset.map(lambda batch: split_labels(cfg, batch), num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.rebatch(batch_size)
     if num_examples is not None:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(num_examples / batch_size)))
@@ -96,10 +127,11 @@ def input_fn(cfg: config_lib.Config, file_pattern: List[str], data_accessor: tfx
 
 
 def load_examples(cfg: config_lib.Config, file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
-                  tf_transform_output: tft.TFTransformOutput) -> tuple:
-    """A whole split in memory, read once through TFXIO: (features, labels[, weights]) of NumPy arrays."""
-    batches = list(input_fn(cfg, file_pattern, data_accessor, tf_transform_output, LOAD_BATCH, shuffle=False)
-                   .as_numpy_iterator())
+                  tf_transform_output: tft.TFTransformOutput, rows: Optional[str] = None,
+                  extra_columns: Optional[List[str]] = None) -> tuple:
+    """A whole split in memory, read once through TFXIO: (features, labels[, weights][, extras]) of NumPy arrays."""
+    batches = list(input_fn(cfg, file_pattern, data_accessor, tf_transform_output, LOAD_BATCH, shuffle=False,
+                            rows=rows, extra_columns=extra_columns).as_numpy_iterator())
     if not batches:
         raise ValueError(f"the split {file_pattern} holds no examples; check the day's data and Transform's output")
     return tuple({k: np.concatenate([b[i][k] for b in batches]) for k in batches[0][i]} for i in range(len(batches[0])))
@@ -140,8 +172,11 @@ def _parse_spec(tf_transform_output: tft.TFTransformOutput, columns: List[str]) 
 
 
 def serving_signatures(cfg: config_lib.Config, model: keras.Model, tf_transform_output: tft.TFTransformOutput,
-                       bounds: Optional[serving_signatures_lib.Bounds] = None):
-    """`bounds`: the schema's numeric ranges, which the serving signatures enforce (serving/signatures.py)."""
+                       bounds: Optional[serving_signatures_lib.Bounds] = None,
+                       fusion: Optional[fusion_lib.Fusion] = None):
+    """`bounds`: the schema's numeric ranges, which the serving signatures enforce (serving/signatures.py);
+    `fusion`: the score's weights (mtrank/fusion.py; default: the configured ones)."""
+    fusion = fusion or fusion_lib.configured(cfg)
     model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved with the model
     input_keys = [f.transformed_name for f in cfg.features]
     serving_spec = _parse_spec(tf_transform_output, cfg.input_columns)
@@ -151,16 +186,14 @@ def serving_signatures(cfg: config_lib.Config, model: keras.Model, tf_transform_
     def serve_tf_examples(serialized):
         raw = tf.io.parse_example(serialized, serving_spec)
         serving_signatures_lib.guard_inputs(raw, bounds or {})
-        transformed = model.tft_layer(raw)
-        outputs = model({k: transformed[k] for k in input_keys}, training=False)
-        return {name: tf.squeeze(value, axis=-1) for name, value in outputs.items()}  # one value per example
+        return serving_signatures_lib.scored_outputs(model, raw, input_keys, fusion)  # one value per example
 
     @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
     def transform_features(serialized):
         raw = tf.io.parse_example(serialized, eval_spec)
         return model.tft_layer(raw)
 
-    raw_features = serving_signatures_lib.raw_features_signature(model, serving_spec, input_keys, bounds)
+    raw_features = serving_signatures_lib.raw_features_signature(model, serving_spec, input_keys, bounds, fusion)
     return {SERVING_SIGNATURE: serve_tf_examples, TRANSFORM_SIGNATURE: transform_features,
             serving_signatures_lib.RAW_SIGNATURE: raw_features}
 
@@ -193,24 +226,84 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         self._check(f"the end of epoch {epoch + 1}", logs)
 
 
+@dataclasses.dataclass
+class TrainingData:
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    # Held-out requests in memory for the weight search: (features, labels[, weights], extras) or None.
+    held_out: Optional[tuple] = None
+
+
+def _split_arrays(arrays: tuple, keep: np.ndarray) -> tuple:
+    return tuple({k: v[keep] for k, v in part.items()} for part in arrays)
+
+
+def _rows_of(arrays: tuple) -> int:
+    return len(next(iter(arrays[0].values())))
+
+
 def training_datasets(cfg: config_lib.Config, fn_args: tfx.components.FnArgs,
-                      tf_transform_output: tft.TFTransformOutput):
-    """(train, eval) datasets: from memory (`model.examples_in_memory`, read once) or streamed every epoch."""
+                      tf_transform_output: tft.TFTransformOutput) -> TrainingData:
+    """Training and validation data, from memory (`model.examples_in_memory`, read once) or streamed.
+
+    With `ranking.request_column`, validation is the held-out requests of the training window (`held_out`);
+    without it, the evaluation split, as before."""
     m = cfg.model
+    extras = [preprocessing.REQUEST_KEY] + [preprocessing.raw_copy_name(c) for c in preprocessing.ranking_columns(cfg)]
+    started = time.perf_counter()
+    if holds_out_requests(cfg):
+        if m.examples_in_memory:
+            arrays = load_examples(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+                                   extra_columns=extras)
+            mask = held_out(cfg, tf.constant(arrays[-1][preprocessing.REQUEST_KEY])).numpy()
+            train, validation = _split_arrays(arrays[:-1], ~mask), _split_arrays(arrays, mask)
+            train_ds = in_memory_dataset(train, m.batch_size, shuffle=True, seed=m.seed)
+        else:
+            validation = load_examples(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+                                       rows="validation", extra_columns=extras)
+            sized = m.steps_per_execution > 1
+            train_ds = input_fn(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output, m.batch_size,
+                                shuffle=True, rows="train", num_examples=(
+                                    count_examples(fn_args.train_files) - _rows_of(validation) if sized else None))
+        if _rows_of(validation) == 0:
+            raise ValueError("no request of the training window was held out for validation; raise "
+                             "ranking.validation_fraction or train on more rows")
+        logging.info("Held out %d rows (%.0f%% of the requests) of the training window in %.1f s",
+                     _rows_of(validation), 100 * cfg.ranking.validation_fraction, time.perf_counter() - started)
+        return TrainingData(train_ds, in_memory_dataset(validation[:-1], m.batch_size * 4, shuffle=False,
+                                                        seed=m.seed), held_out=validation)
     if m.examples_in_memory:
-        started = time.perf_counter()
         train = load_examples(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output)
         evaluation = load_examples(cfg, fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
         logging.info("Read %d training and %d evaluation rows into memory in %.1f s",
-                     len(next(iter(train[0].values()))), len(next(iter(evaluation[0].values()))),
-                     time.perf_counter() - started)
-        return (in_memory_dataset(train, m.batch_size, shuffle=True, seed=m.seed),
-                in_memory_dataset(evaluation, m.batch_size * 4, shuffle=False, seed=m.seed))
+                     _rows_of(train), _rows_of(evaluation), time.perf_counter() - started)
+        return TrainingData(in_memory_dataset(train, m.batch_size, shuffle=True, seed=m.seed),
+                            in_memory_dataset(evaluation, m.batch_size * 4, shuffle=False, seed=m.seed))
     sized = m.steps_per_execution > 1
-    return (input_fn(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output, m.batch_size,
-                     shuffle=True, num_examples=count_examples(fn_args.train_files) if sized else None),
-            input_fn(cfg, fn_args.eval_files, fn_args.data_accessor, tf_transform_output, m.batch_size * 4,
-                     shuffle=False, num_examples=count_examples(fn_args.eval_files) if sized else None))
+    return TrainingData(
+        input_fn(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output, m.batch_size,
+                 shuffle=True, num_examples=count_examples(fn_args.train_files) if sized else None),
+        input_fn(cfg, fn_args.eval_files, fn_args.data_accessor, tf_transform_output, m.batch_size * 4,
+                 shuffle=False, num_examples=count_examples(fn_args.eval_files) if sized else None))
+
+
+def search_fusion(cfg: config_lib.Config, model: keras.Model, held: tuple,
+                  run_dir: str) -> fusion_lib.Fusion:
+    """The score's weights: searched on the held-out requests (`ranking.fusion.mode: search`), else the
+    configured ones. Writes fusion.json, the grid with its Pareto front and the plot to `run_dir`."""
+    if cfg.ranking.fusion.mode != "search":
+        return fusion_lib.configured(cfg)
+    features, extras = held[0], held[-1]
+    outputs = {k: np.asarray(v).reshape(-1) for k, v in model.predict(features, batch_size=8192, verbose=0).items()}
+    columns = {c: extras[preprocessing.raw_copy_name(c)] for c in preprocessing.ranking_columns(cfg)}
+    codes = ranking.request_codes(extras[preprocessing.REQUEST_KEY])
+    result = fusion_lib.search(cfg, codes, outputs, columns)
+    fusion_lib.write_search(result, run_dir, cfg.ranking.top_k)
+    logging.info("Fusion: %s (%s); %s@%d per request %.4f, configured %s: %.4f", result.chosen.describe(),
+                 result.reason, cfg.ranking.fusion.objective, cfg.ranking.top_k,
+                 result.chosen_values[cfg.ranking.fusion.objective], result.configured.describe(),
+                 result.configured_values[cfg.ranking.fusion.objective])
+    return result.chosen
 
 
 def compile_for_training(cfg: config_lib.Config, net: builder.MultiTaskModel) -> keras.Model:
@@ -235,7 +328,8 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
         # Sharded datasets have per-worker lengths that are not known here; one step per call is always right.
         logging.info("steps_per_execution %d -> 1 under %s", cfg.model.steps_per_execution, cfg.kubeflow.distribution)
         cfg = cfg.replace(model=dataclasses.replace(cfg.model, steps_per_execution=1))
-    train_ds, eval_ds = training_datasets(cfg, fn_args, tf_transform_output)
+    data = training_datasets(cfg, fn_args, tf_transform_output)
+    train_ds, eval_ds = data.train, data.validation
 
     with strategy_scope:  # variables built and compiled here are mirrored across devices or workers
         net = builder.build(cfg, cardinalities(cfg, tf_transform_output))
@@ -257,8 +351,11 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
                    diagnostics.GateLogger(net.gates, eval_ds, net.experts, fn_args.model_run_dir)])
 
     bounds = serving_signatures_lib.schema_bounds(fn_args.schema_path, cfg.input_columns) if fn_args.schema_path else {}
-    signatures = serving_signatures(cfg, net.model, tf_transform_output, bounds)
+    fusion = search_fusion(cfg, net.model, data.held_out, fn_args.model_run_dir) if data.held_out else \
+        fusion_lib.configured(cfg)
+    signatures = serving_signatures(cfg, net.model, tf_transform_output, bounds, fusion)
     net.model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures)
+    fusion_lib.write_served(fusion, fn_args.serving_model_dir)
     warmup.write_warmup_requests(fn_args.serving_model_dir, cfg)  # replayed by TF Serving before first traffic
 
     summary = {
@@ -272,6 +369,8 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},
         "gate_weights": diagnostics.mean_gate_weights(net.gates, eval_ds),
         "gate_experts": net.experts,
+        "fusion": fusion.as_dict(),
+        "fusion_formula": fusion.describe(),
     }
     if net.uncertainty is not None:
         summary["uncertainty_log_vars"] = dict(zip(net.uncertainty.task_names,

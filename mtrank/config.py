@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from mtrank import ranking
+
 FEATURE_KINDS = ("id", "categorical", "numeric", "bucketized")
 TASK_TYPES = ("binary", "regression")
 ARCHITECTURES = ("shared_bottom", "omoe", "mmoe", "cgc", "ple")
@@ -178,6 +180,52 @@ class ServingSpec:
     max_candidates: int = 10_000  # `mtrank serve` refuses a request declaring more (INVALID_ARGUMENT, before any work)
 
 
+@dataclasses.dataclass(frozen=True)
+class ObjectiveSpec:
+    """What a ranked list is worth: the `label` (times `value`) of the items placed in the top K."""
+
+    name: str  # clicks, purchases, revenue: names the metrics (revenue_gain@3, ...)
+    label: str  # raw 0/1 (or count) column counted as the gain of an item
+    value: Optional[str] = None  # raw column multiplying the label (revenue = purchase × price)
+    oracle: Optional[str] = None  # simulated data: true position-free probability of `label` (mtrank/simulate.py)
+
+
+FUSION_MODES = ("fixed", "product", "search")
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionSpec:
+    """How serving's `score` fuses the task outputs (mtrank/fusion.py).
+
+    fixed:   Σ score_weight_t · output_t (the tasks' `score_weight`)
+    product: Π output_t ^ exponents[t] · value ^ exponents[value]  (exponents given here)
+    search:  the product's exponents chosen by the Trainer on held-out requests of the training window,
+             maximising `objective` while every objective in `guardrails` keeps that share of its best.
+    """
+
+    mode: str = "fixed"
+    objective: str = ""  # search: the objective maximised
+    guardrails: Dict[str, float] = dataclasses.field(default_factory=dict)  # objective -> share of its best
+    tasks: List[str] = dataclasses.field(default_factory=list)  # binary outputs in the product ([] = all binary)
+    value: Optional[str] = None  # input column entering the product as value ^ exponent (e.g. price)
+    exponents: Dict[str, float] = dataclasses.field(default_factory=dict)  # product: output or value -> exponent
+    grid_step: float = 0.05  # search: exponents on a simplex grid of this step (only their ratios rank)
+
+
+@dataclasses.dataclass(frozen=True)
+class RankingSpec:
+    """The ranked list as a product: per-request metrics (components/ranking_metric.py), the weight
+    search and the held-out requests it uses."""
+
+    request_column: Optional[str] = None  # raw column grouping a ranked list; None = no ranking metrics
+    top_k: int = 3
+    discount: float = 0.6  # examination weight of rank r: r ** -discount (gain@K and the oracle's counterfactual)
+    objectives: List[ObjectiveSpec] = dataclasses.field(default_factory=list)
+    # Requests of the training window held out by hash: Keras validation (not the evaluated day) and the search.
+    validation_fraction: float = 0.1
+    fusion: FusionSpec = FusionSpec()
+
+
 BEAM_RUNNERS = ("direct", "dataflow", "flink", "spark")
 DISTRIBUTIONS = ("none", "mirrored", "multi_worker_mirrored")
 
@@ -212,6 +260,7 @@ class Config:
     evaluation: EvaluationSpec = EvaluationSpec()
     serving: ServingSpec = ServingSpec()
     kubeflow: KubeflowSpec = KubeflowSpec()
+    ranking: RankingSpec = RankingSpec()
     source: str = "<memory>"
 
     # ---- derived views used by every stage -------------------------------------------------
@@ -283,7 +332,7 @@ def from_dict(raw: Dict[str, Any], source: str = "<memory>") -> Config:
     for key in ("data", "features", "tasks"):
         if key not in raw:
             raise ConfigError(f"{source}: missing required section '{key}'")
-    allowed = {"data", "features", "tasks", "model", "evaluation", "serving", "kubeflow"}
+    allowed = {"data", "features", "tasks", "model", "evaluation", "serving", "kubeflow", "ranking"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {unknown}; allowed: {sorted(allowed)}")
@@ -303,10 +352,20 @@ def from_dict(raw: Dict[str, Any], source: str = "<memory>") -> Config:
         evaluation=evaluation,
         serving=_build(ServingSpec, raw.get("serving"), "serving", source),
         kubeflow=_build(KubeflowSpec, raw.get("kubeflow"), "kubeflow", source),
+        ranking=_ranking_spec(raw.get("ranking"), source),
         source=source,
     )
     validate(cfg)
     return cfg
+
+
+def _ranking_spec(raw: Any, source: str) -> RankingSpec:
+    raw = dict(raw or {}) if isinstance(raw, dict) or raw is None else raw
+    if isinstance(raw, dict):
+        raw["objectives"] = [_build(ObjectiveSpec, o, f"ranking.objectives[{i}]", source)
+                             for i, o in enumerate(raw.get("objectives") or [])]
+        raw["fusion"] = _build(FusionSpec, raw.get("fusion"), "ranking.fusion", source)
+    return _build(RankingSpec, raw, "ranking", source)
 
 
 def _model_spec(raw: Any, source: str) -> ModelSpec:
@@ -411,8 +470,9 @@ def validate(cfg: Config) -> None:
                     "columns must never be model inputs"
                 )
     for th in cfg.evaluation.thresholds:
-        if th.task not in task_names:
-            raise ConfigError(f"{src}: threshold names task {th.task!r}, which is not configured")
+        if th.task not in task_names and th.task != "score":
+            raise ConfigError(f"{src}: threshold names task {th.task!r}, which is not configured (nor 'score', "
+                              "the fused ranking score, for a ranking metric)")
     if cfg.evaluation.max_eval_rows < 0:
         raise ConfigError(f"{src}: evaluation.max_eval_rows must be >= 0 (0 = every row), got {cfg.evaluation.max_eval_rows}")
     if cfg.serving.max_candidates < 1:
@@ -434,7 +494,57 @@ def validate(cfg: Config) -> None:
             if col.strip() == "":
                 raise ConfigError(f"{src}: empty slice name in evaluation.slices")
     _validate_model(cfg)
+    _validate_ranking(cfg)
     _validate_kubeflow(cfg)
+
+
+def _validate_ranking(cfg: Config) -> None:
+    src, r = cfg.source, cfg.ranking
+    f = r.fusion
+    binary = [t.name for t in cfg.tasks if t.type == "binary"]
+    ranking_names = {ranking.metric_name(o.name, m, r.top_k) for o in r.objectives for m in ranking.MEASURES}
+    for th in cfg.evaluation.thresholds:
+        if th.task == "score" and (th.metric not in ranking_names or not r.request_column):
+            raise ConfigError(f"{src}: a threshold on 'score' needs a ranking metric ({sorted(ranking_names)}) "
+                              f"and ranking.request_column; got {th.metric!r}")
+    if f.mode not in FUSION_MODES:
+        raise ConfigError(f"{src}: ranking.fusion.mode is {f.mode!r}; use one of {FUSION_MODES}")
+    for name in f.tasks:
+        if name not in binary:
+            raise ConfigError(f"{src}: ranking.fusion.tasks names {name!r}, which is not a binary task {binary}")
+    if f.value is not None and f.value not in cfg.input_columns:
+        raise ConfigError(f"{src}: ranking.fusion.value {f.value!r} must be an input column {cfg.input_columns}: "
+                          "serving computes the score from the request")
+    if f.mode == "product":
+        known = set(f.tasks or binary) | ({f.value} if f.value else set())
+        if not f.exponents or set(f.exponents) - known:
+            raise ConfigError(f"{src}: ranking.fusion.exponents {f.exponents} must give exponents for {sorted(known)}")
+    if r.request_column is None:
+        if f.mode == "search" or r.objectives:
+            raise ConfigError(f"{src}: ranking needs request_column (the column grouping one ranked list) for "
+                              "objectives and the weight search")
+        return
+    if r.request_column in cfg.input_columns:
+        raise ConfigError(f"{src}: ranking.request_column {r.request_column!r} is a model input; it only groups rows")
+    if r.top_k < 1 or r.discount < 0:
+        raise ConfigError(f"{src}: ranking.top_k must be >= 1 and ranking.discount >= 0")
+    if not 0 < r.validation_fraction < 0.5:
+        raise ConfigError(f"{src}: ranking.validation_fraction must be in (0, 0.5), got {r.validation_fraction}")
+    names = [o.name for o in r.objectives]
+    if not names or len(set(names)) != len(names):
+        raise ConfigError(f"{src}: ranking.objectives must name at least one objective, each once (got {names})")
+    for o in r.objectives:
+        if o.label in cfg.input_columns or (o.oracle and o.oracle in cfg.input_columns):
+            raise ConfigError(f"{src}: objective {o.name!r}: label and oracle columns must never be model inputs")
+    if f.mode == "search":
+        if f.objective not in names:
+            raise ConfigError(f"{src}: ranking.fusion.objective {f.objective!r} is not one of the objectives {names}")
+        if not 0 < f.grid_step <= 0.5:
+            raise ConfigError(f"{src}: ranking.fusion.grid_step must be in (0, 0.5], got {f.grid_step}")
+    for name, share in f.guardrails.items():
+        if name not in names or not 0 < share <= 1:
+            raise ConfigError(f"{src}: ranking.fusion.guardrails {name!r}: {share} must name an objective {names} "
+                              "with a share in (0, 1]")
 
 
 def _validate_kubeflow(cfg: Config) -> None:

@@ -17,6 +17,10 @@ request shows one user a list of items at positions 1..L on a device at an hour 
 
 Intercepts b_c and b_p are solved so the mean click and conversion rates hit their targets. The
 true probabilities are written in `true_p_*` columns that the schema marks as never being inputs.
+`oracle_p_click` and `oracle_p_purchase` are the same probabilities without the position factor (the
+item's own appeal, had it been examined): what a re-ranking moves, so the counterfactual value of any
+order of a request's items is Σ over ranks r of examine(r) × oracle_p of the item placed at r
+(mtrank/ranking.py), with nothing to divide out.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ COLUMNS = [
     "true_p_click",
     "true_p_purchase_given_click",
     "true_p_purchase",
+    "oracle_p_click",
+    "oracle_p_purchase",
 ]
 FLOAT_FORMATS = {
     "price": "%.2f",
@@ -52,6 +58,8 @@ FLOAT_FORMATS = {
     "true_p_click": "%.6f",
     "true_p_purchase_given_click": "%.6f",
     "true_p_purchase": "%.6f",
+    "oracle_p_click": "%.6f",
+    "oracle_p_purchase": "%.6f",
 }
 DEVICES = np.array(["mobile", "desktop", "tablet"])
 DAY_FOLDER_FORMAT = "%Y-%m-%d"  # matches the span pattern {YYYY}-{MM}-{DD}: a day is a span
@@ -210,7 +218,8 @@ def simulate_day(world: World, day_index: int, rows: int) -> Dict[str, np.ndarra
     rng = np.random.default_rng([world.spec.seed, 1 + day_index])
     users, items, devices, hours, positions = _draw_context(world, rows, rng)
     click_logit, purchase_logit = _logits(world, users, items, devices, hours)
-    p_click = _examine(world, positions) * _sigmoid(click_logit + world.click_intercept)
+    p_click_examined = _sigmoid(click_logit + world.click_intercept)  # had the item been looked at
+    p_click = _examine(world, positions) * p_click_examined
     p_cvr = _sigmoid(purchase_logit + world.purchase_intercept)
     click = rng.random(rows) < p_click
     purchase = click & (rng.random(rows) < p_cvr)
@@ -234,6 +243,8 @@ def simulate_day(world: World, day_index: int, rows: int) -> Dict[str, np.ndarra
         "true_p_click": p_click,
         "true_p_purchase_given_click": p_cvr,
         "true_p_purchase": p_click * p_cvr,
+        "oracle_p_click": p_click_examined,
+        "oracle_p_purchase": p_click_examined * p_cvr,
     }
 
 

@@ -92,7 +92,8 @@ def create_pipeline(
 
     # TFMA costs about 4 ms per evaluated row here: a large day is evaluated on a hash sample of it.
     eval_sample = (eval_sample_lib.EvalSample(examples=example_gen.outputs["examples"], split=window.EVAL_SPLIT,
-                                              max_rows=cfg.evaluation.max_eval_rows)
+                                              max_rows=cfg.evaluation.max_eval_rows,
+                                              group_column=cfg.ranking.request_column or "")
                    if cfg.evaluation.max_eval_rows else None)
     evaluator = evaluator_lib.Evaluator(
         examples=eval_sample.outputs["sample"] if eval_sample else example_gen.outputs["examples"],

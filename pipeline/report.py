@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -19,6 +20,7 @@ import mtrank  # noqa: F401
 
 from components import evaluation
 from mtrank import config as config_lib
+from mtrank import fusion as fusion_lib
 from pipeline import results
 
 REPORT_FILE = "report.md"
@@ -133,6 +135,27 @@ def overall_section(cfg: config_lib.Config, result: results.RunResult) -> List[s
             lines.append("| " + " | ".join([t.name + note] + [_fmt(result.metric(t.name, m), f)
                                                                 for _, m, f in REGRESSION_COLUMNS]) + " |")
         lines.append("")
+    return lines
+
+
+def ranking_section(cfg: config_lib.Config, result: results.RunResult, out: Path) -> List[str]:
+    """The ranked lists (what serving returns) and the weight search's Pareto front (its PNG copied here)."""
+    table = results.ranking_lines(cfg, result)
+    if not table:
+        return []
+    lines = ["## The ranked lists", "", "```", *table[1:], "```", "",
+             "Share of the oracle's gain: the counterfactual gain@K of each ranking under the examination model "
+             "r^-discount, with the simulator's true position-free probabilities, as a share of what the oracle's "
+             "order gains over a random one (1 = oracle, 0 = chance). NDCG@K uses the observed labels.", ""]
+    trainer = result.components.get("Trainer")
+    uris = trainer.outputs.get("model_run", []) if trainer else []
+    plot = os.path.join(uris[0], fusion_lib.PARETO_PLOT) if uris else ""
+    if plot and os.path.exists(plot):
+        shutil.copy(plot, out / fusion_lib.PARETO_PLOT)
+        lines += [f"![Pareto front of the fusion weights]({fusion_lib.PARETO_PLOT})", "",
+                  f"Every grid point of the weight search on the held-out requests (grey), its Pareto front (blue), "
+                  f"the configured and the chosen weights; the whole grid is `{fusion_lib.PARETO_TABLE}` in the "
+                  "Trainer's run folder.", ""]
     return lines
 
 
@@ -263,7 +286,7 @@ def plot_training(path: Path, history: Dict[str, List[float]]) -> bool:
         if values and "loss" in name:
             ax.plot(range(1, len(values) + 1), values, marker=".", label=name,
                     linestyle="--" if name.startswith("val_") else "-")
-    ax.set_xlabel("epoch"), ax.set_ylabel("loss"), ax.set_title("training curves (val_ = evaluated day)")
+    ax.set_xlabel("epoch"), ax.set_ylabel("loss"), ax.set_title("training curves (val_ = held-out validation rows)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -333,6 +356,7 @@ def build_report(cfg: config_lib.Config, result: results.RunResult, out_dir: os.
         lines += ["![calibration](calibration.png)", "",
                   "Calibration plot: each point is a bucket of predictions (overall slice); on the diagonal the "
                   "predicted probabilities are the observed rates. ECE is the weighted mean distance to it.", ""]
+    lines += ranking_section(cfg, result, out)
     lines += slice_section(cfg, result)
     plot_gates(out / "gate_weights.png", summary.get("gate_weights") or {}, summary.get("gate_experts") or {})
     lines += gate_section(summary)

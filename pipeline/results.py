@@ -19,7 +19,9 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from mtrank import config as config_lib
+from mtrank import fusion as fusion_lib
 from mtrank import metrics as metrics_lib
+from mtrank import ranking
 
 
 @dataclasses.dataclass
@@ -367,6 +369,50 @@ def _cell(value: float, width: int, spec: str) -> str:
     return f"{format(value, spec) if math.isfinite(value) else 'n/a':>{width}}"
 
 
+def fusion_summary(result: RunResult) -> Optional[Dict[str, object]]:
+    """The Trainer's fusion.json (chosen and configured weights, their gain@K on held-out requests), if any."""
+    import tensorflow as tf
+
+    trainer = result.components.get("Trainer")
+    uris = trainer.outputs.get("model_run", []) if trainer else []
+    path = os.path.join(uris[0], fusion_lib.FUSION_FILE) if uris else ""
+    if not path or not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+RANKERS = ((fusion_lib.SCORE_OUTPUT, "score (served)"), ("score_configured", "score, configured weights"))
+
+
+def ranking_lines(cfg: config_lib.Config, result: RunResult) -> List[str]:
+    """Per ranking (served score, configured weights, each task output) and objective: the share of the
+    oracle's gain captured where the data has oracle columns, and NDCG@K."""
+    r = cfg.ranking
+    if not r.request_column or not r.objectives:
+        return []
+    k = r.top_k
+    rankers = list(RANKERS) + [(t.name, t.name) for t in cfg.tasks if t.type == "binary"]
+    oracle = all(o.oracle for o in r.objectives)
+    measure = "oracle_share" if oracle else "gain"
+    lines = ["", f"Ranked lists, top {k} per request ({'share of the oracle' + chr(39) + 's gain captured' if oracle else f'gain@{k}'}"
+                 f" / NDCG@{k}, observed labels):"]
+    lines.append(f"{'ranking by':<28}" + "".join(f"{o.name:>18}" for o in r.objectives))
+    for output, label in rankers:
+        cells = []
+        for o in r.objectives:
+            first = result.metric(output, ranking.metric_name(o.name, measure, k))
+            second = result.metric(output, ranking.metric_name(o.name, "ndcg", k))
+            cells.append(f"{_cell(first, 8, '.3f')} /{_cell(second, 7, '.3f')}")
+        lines.append(f"{label:<28}" + "".join(f"{c:>18}" for c in cells))
+    summary = fusion_summary(result)
+    if summary:
+        lines += [f"Served score: {summary['chosen_formula']}, searched on {summary['held_out_requests']:,} held-out "
+                  "requests of the training window",
+                  f"  ({summary['reason']}); before the search: {summary['configured_formula']}"]
+    return lines
+
+
 def format_run(cfg: config_lib.Config, result: RunResult) -> str:
     lines = [f"Run {result.run_id} of pipeline {result.pipeline_name}", "",
              f"{'component':<34}{'state':<10}{'seconds':>8}"]
@@ -404,6 +450,7 @@ def format_run(cfg: config_lib.Config, result: RunResult) -> str:
                          f"  mean label {result.metric(t.name, 'mean_label'):.3f}"
                          f"  mean prediction {result.metric(t.name, 'mean_prediction'):.3f}"
                          f"{'  (log1p of ' + t.label + ')' if t.label_log1p else ''}")
+    lines += ranking_lines(cfg, result)
     lines.append("")
     if result.blessed is None:
         lines.append("Blessing: the Evaluator did not run.")

@@ -21,6 +21,7 @@ import tensorflow as tf
 Bounds = Dict[str, Tuple[Optional[float], Optional[float]]]
 MAX_INDEXES_NAMED = 10
 
+SCORE_OUTPUT = "score"  # the fused ranking score every signature returns beside the task outputs
 EXAMPLES_INPUT = "examples"  # input key of `serving_default` (serialized tf.Examples)
 RAW_SIGNATURE = "raw_features"
 
@@ -78,11 +79,21 @@ def guard_inputs(raw: Mapping[str, tf.Tensor], bounds: Bounds) -> None:
              "candidate index(es)", bad[:MAX_INDEXES_NAMED], "of", tf.size(values)], summarize=MAX_INDEXES_NAMED)
 
 
+def scored_outputs(model, raw: Mapping[str, tf.Tensor], input_keys: List[str], fusion) -> Dict[str, tf.Tensor]:
+    """Parsed request columns -> the model's outputs, one value per example, and the fused `score`
+    (mtrank/fusion.py): the one place both signatures run the Transform layer, the model and the fusion."""
+    transformed = model.tft_layer(raw)
+    outputs = model({k: transformed[k] for k in input_keys}, training=False)
+    outputs = {name: tf.squeeze(value, axis=-1) for name, value in outputs.items()}
+    outputs[SCORE_OUTPUT] = fusion.tensorflow(outputs, raw)
+    return outputs
+
+
 def raw_features_signature(model, parse_spec: Mapping[str, tf.io.FixedLenFeature], input_keys: List[str],
-                           bounds: Optional[Bounds] = None):
+                           bounds: Optional[Bounds], fusion):
     """A tf.function taking `{column: [N] tensor}` with the dtypes of `parse_spec` (what `serving_default`
-    parses), guarding them (`guard_inputs`), applying `model.tft_layer` and the model; outputs are one value
-    per example."""
+    parses), guarding them (`guard_inputs`), applying `model.tft_layer`, the model and `fusion`; outputs are
+    one value per example."""
     shapes = {column: _per_example_shape(column, spec) for column, spec in parse_spec.items()}
     signature = {column: tf.TensorSpec(shape=[None], dtype=spec.dtype, name=column)
                  for column, spec in parse_spec.items()}
@@ -91,8 +102,6 @@ def raw_features_signature(model, parse_spec: Mapping[str, tf.io.FixedLenFeature
     def serve_raw_features(features: Dict[str, tf.Tensor]):
         raw = {column: tf.reshape(features[column], [-1] + shapes[column]) for column in shapes}
         guard_inputs(raw, bounds or {})
-        transformed = model.tft_layer(raw)
-        outputs = model({k: transformed[k] for k in input_keys}, training=False)
-        return {name: tf.squeeze(value, axis=-1) for name, value in outputs.items()}
+        return scored_outputs(model, raw, input_keys, fusion)
 
     return serve_raw_features

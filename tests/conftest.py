@@ -43,7 +43,9 @@ def pipeline_run(cfg, tmp_path_factory) -> PipelineRun:
     data_root = root / "data"
     simulate.simulate(data_root, E2E_DAY - dt.timedelta(days=1), 2, E2E_ROWS)  # the newest day is trained on
     workspace = local_runner.Workspace(root / "workspace")
-    run_cfg = cfg.replace(model=dataclasses.replace(cfg.model, epochs=E2E_EPOCHS))
+    # One cross beside the default slices, so the crossed-slice paths (oracle per cell, report) run too.
+    run_cfg = cfg.replace(model=dataclasses.replace(cfg.model, epochs=E2E_EPOCHS),
+                          evaluation=dataclasses.replace(cfg.evaluation, slices=[*cfg.evaluation.slices, "device*position"]))
     outcome = daily.run_day(run_cfg, workspace, data_root=str(data_root))  # the newest day, trained on the one before
     print(results.format_run(run_cfg, outcome.result))
     return PipelineRun(workspace=workspace, data_root=data_root, result=outcome.result, cfg=run_cfg)

@@ -3,11 +3,15 @@ import math
 import tensorflow_model_analysis as tfma
 
 from components import evaluation
+from mtrank import config as config_lib
 
 
 def test_one_metrics_spec_per_task_with_labels_from_transform(cfg):
     config = evaluation.eval_config(cfg)
-    assert [s.output_names[0] for s in config.metrics_specs] == [t.name for t in cfg.tasks]
+    assert [s.output_names[0] for s in config.metrics_specs[:3]] == [t.name for t in cfg.tasks]
+    # Then the ranked lists: the fused score and every task output (components/ranking_metric.py).
+    assert list(config.metrics_specs[3].output_names) == ["score", "click", "purchase", "dwell"]
+    assert {m.class_name for m in config.metrics_specs[3].metrics} == {"RankingMetric"}
     (model_spec,) = config.model_specs
     assert dict(model_spec.label_keys) == {"click": "click_label", "purchase": "purchase_label",
                                            "dwell": "dwell_label"}
@@ -22,7 +26,7 @@ def test_one_metrics_spec_per_task_with_labels_from_transform(cfg):
 def test_slices_are_overall_plus_configured_columns(cfg):
     specs = evaluation.slicing_specs(cfg)
     assert specs[0] == tfma.SlicingSpec()
-    assert [list(s.feature_keys) for s in specs[1:]] == [["device"], ["category"], ["position"], ["device", "position"]]
+    assert [list(s.feature_keys) for s in specs[1:]] == [["device"], ["category"], ["position"]]
     crossed = cfg.replace(evaluation=cfg.evaluation.__class__(slices=["device*category"]))
     assert list(evaluation.slicing_specs(crossed)[1].feature_keys) == ["device", "category"]
 
@@ -61,7 +65,7 @@ def test_lower_is_better_metrics_get_upper_bounds(cfg):
 
 def test_every_task_gets_a_floor_and_a_change_threshold_from_the_configuration(cfg):
     config = evaluation.eval_config(cfg)
-    for spec in config.metrics_specs:
+    for spec in config.metrics_specs[:len(cfg.tasks)]:  # the ranked lists' spec follows, ungated here
         (task,) = spec.output_names
         gated = [m for m in spec.metrics if m.per_slice_thresholds]
         assert gated, f"task {task} has no blessing threshold"
@@ -75,7 +79,7 @@ def test_binary_tasks_get_ece_calibration_plot_and_gauc(cfg):
     click = {m.class_name: m for m in config.metrics_specs[0].metrics}
     assert {"ExpectedCalibrationError", "CalibrationPlot", "GAUC"} <= set(click)
     assert click["GAUC"].module == "components.gauc" and "user_id" in click["GAUC"].config
-    assert list(evaluation.slicing_specs(cfg)[-1].feature_keys) == ["device", "position"]
+    assert list(evaluation.slicing_specs(cfg)[-1].feature_keys) == ["position"]
 
 
 def _write_examples(path, columns):
@@ -117,7 +121,7 @@ def _validate(cfg, tmp_path, monkeypatch, worse_task, one_class=None, output=Non
             columns[task.transformed_weight] = np.ones(n)
     data = str(tmp_path / f"worse_{worse_task}.tfrecord")
     _write_examples(data, columns)
-    config = evaluation.eval_config(cfg)
+    config = evaluation.eval_config(cfg.replace(ranking=config_lib.RankingSpec()))  # per-task gates only
     del config.model_specs[:]
     del config.slicing_specs[1:]  # the gate reads the overall slice only; keep the run short
     for name, baseline in (("candidate", False), ("baseline", True)):

@@ -63,8 +63,9 @@ def test_ece_matches_the_hand_computation():
     # ECE = (1.0 + 0.5) / 9
     hand = 1.5 / 9
     assert ece.expected_calibration_error(LABELS, PREDICTIONS, num_bins=2) == pytest.approx(hand)
-    (computation,) = ece.ExpectedCalibrationError(num_bins=2).computations(example_weighted=False)
-    out = _run_combiner(computation, _inputs())
+    # Derived from TFMA's calibration histogram: its combiner, then the regrouping into 2 bins.
+    histogram, derived = ece.ExpectedCalibrationError(num_bins=2).computations(example_weighted=False)
+    out = derived.result(_run_combiner(histogram, _inputs()))
     assert next(iter(out.values())) == pytest.approx(hand)
 
 

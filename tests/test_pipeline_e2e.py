@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from mtrank import fusion as fusion_lib
+from pipeline import results
 from conftest import E2E_DAY as DAY
 from conftest import E2E_ROWS as ROWS
 
@@ -58,6 +60,21 @@ def test_model_is_evaluated_per_task_and_slice_and_beats_chance(cfg, run):
     assert "auc" in result.metrics[device_slices[0]]["click"]
 
 
+def test_the_ranked_lists_are_measured_and_the_searched_weights_earn_revenue(cfg, run):
+    """Per request, on the evaluated day: every ranking captures more of the oracle's gain than chance, and the
+    served score (weights searched on held-out requests of the training window, price included) captures more
+    of the revenue than the configured 1·pCTR + 4·pCTCVR, which ignores price."""
+    _, _, result = run
+    for output in ("score", "score_configured", "click", "purchase"):
+        for objective in ("clicks", "purchases", "revenue"):
+            assert result.metric(output, f"{objective}_oracle_share@3") > 0.15, (output, objective)
+            assert 0 < result.metric(output, f"{objective}_ndcg@3") <= 1, (output, objective)
+    assert result.metric("score", "revenue_oracle_share@3") > result.metric("score_configured", "revenue_oracle_share@3") + 0.03
+    assert np.isnan(result.metric("score", "clicks_ndcg@3", "position=1"))  # one row per request: no list to rank
+    text = results.format_run(cfg, result)
+    assert "share of the oracle's gain captured" in text and "Served score: click^" in text
+
+
 def test_blessed_model_is_pushed_in_tf_serving_layout(cfg, run):
     workspace, _, result = run
     assert result.blessed is True and result.validation_ok is True
@@ -91,7 +108,11 @@ def test_pushed_model_answers_serialized_examples(cfg, run):
         assert out[name].shape == (50,)
         assert np.all((out[name] > 0) & (out[name] < 1))
     np.testing.assert_allclose(out["purchase"], out["click"] * out["purchase_given_click"], rtol=1e-5)
-    np.testing.assert_allclose(out["score"], out["click"] + 4.0 * out["purchase"], rtol=1e-5)
+    # The score serves the weights the Trainer searched on held-out requests (mtrank/fusion.py), recorded
+    # beside the SavedModel: pCTR^a · pCTCVR^b · price^c.
+    fusion = fusion_lib.read(result.pushed_path)
+    assert fusion is not None and fusion.form == "product" and set(fusion.weights) == {"click", "purchase"}
+    np.testing.assert_allclose(out["score"], fusion.numpy(out, frame["price"].to_numpy()), rtol=1e-4)
     assert len(set(np.round(out["score"], 6))) > 10  # it ranks: scores differ between candidates
     # A NaN price is refused by the pushed signature itself (any TF Serving answers INVALID_ARGUMENT), never ranked.
     broken = tf.train.Example.FromString(serialized[7])

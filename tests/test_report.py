@@ -72,10 +72,10 @@ def test_the_real_run_writes_a_report_with_every_metric_per_task_and_slice(pipel
     # the report the run_day hook wrote
     path = report.report_dir(workspace.root, result) / report.REPORT_FILE
     text = path.read_text()
-    for heading in ("## Blessing", "## How good is each task", "## Per slice", "## Gate weights", "## Training",
-                    "## Across runs"):
+    for heading in ("## Blessing", "## How good is each task", "## The ranked lists", "## Per slice",
+                    "## Gate weights", "## Training", "## Across runs"):
         assert heading in text, heading
-    for png in ("calibration.png", "training_curves.png", "gate_weights.png", "auc_by_day.png"):
+    for png in ("calibration.png", "training_curves.png", "gate_weights.png", "auc_by_day.png", "fusion_pareto.png"):
         assert (path.parent / png).exists(), png
     history = results.run_history(str(workspace.metadata_path), result.pipeline_name)
     assert [h["run_date"] for h in history][-1] == result.run_date

@@ -82,7 +82,8 @@ def test_trains_and_exports_the_same_outputs_without_position(trained, tmp_path)
 
     net.model.save(str(tmp_path), save_format="tf", signatures={"serving_default": serve})
     signature = tf.saved_model.load(str(tmp_path)).signatures["serving_default"]
-    assert set(signature.structured_outputs) == {"click", "purchase", "purchase_given_click", "dwell", "score"}
+    # The Keras model's outputs; the fused score is added by the Trainer's signatures (mtrank/fusion.py).
+    assert set(signature.structured_outputs) == {"click", "purchase", "purchase_given_click", "dwell"}
     assert POSITION.transformed_name not in signature.structured_input_signature[1]
     out = {k: v.numpy().ravel() for k, v in signature(**serving_x).items()}
     np.testing.assert_allclose(out["purchase"], out["click"] * out["purchase_given_click"], rtol=1e-5)

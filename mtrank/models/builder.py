@@ -2,8 +2,9 @@
 
 The architecture (the "bottom", see `bottoms`) turns the shared input into one representation per
 task; what follows is common to all: a tower per task, the output activation by task type, ESMM
-chaining for tasks that follow another (p(purchase) = p(click) · p(purchase | click)), and the fused
-ranking score. No feature or task name appears here; they all come from the configuration.
+chaining for tasks that follow another (p(purchase) = p(click) · p(purchase | click)). The fused
+ranking score is not part of the model: serving computes it from the outputs (mtrank/fusion.py), so its
+weights change without retraining. No feature or task name appears here; they all come from the configuration.
 
 Two Keras models share every weight: `model` (serving: transformed features in, outputs out) and
 `training_model` (what is compiled and fitted: the same, plus the position input and its bias tower
@@ -24,13 +25,12 @@ from mtrank import config as config_lib
 from mtrank.models import bottoms, layers
 from mtrank.models import losses as losses_lib
 
-SCORE_OUTPUT = "score"
 ARCHITECTURES = bottoms.ARCHITECTURES
 
 
 @dataclasses.dataclass
 class MultiTaskModel:
-    model: keras.Model  # inputs: transformed features; outputs: {task, <task>_given_<parent>, score}
+    model: keras.Model  # inputs: transformed features; outputs: {task, <task>_given_<parent>}
     gates: keras.Model  # same inputs; outputs: {task: gate weights over experts}
     training_model: Optional[keras.Model] = None  # fit this one; shares all weights with `model`
     uncertainty: Optional[layers.TaskUncertainty] = None  # learned log-variances (loss_weighting: uncertainty)
@@ -59,7 +59,7 @@ def cardinality(feature: config_lib.FeatureSpec, vocabulary_size: int) -> int:
 
 
 def heads(cfg: config_lib.Config, logits: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """Task logits -> named outputs: activations by task type, ESMM products, the fused score."""
+    """Task logits -> named outputs: activations by task type, ESMM products."""
     outputs: Dict[str, tf.Tensor] = {}
     for t in cfg.tasks:
         if t.type == "regression":
@@ -71,10 +71,7 @@ def heads(cfg: config_lib.Config, logits: Dict[str, tf.Tensor]) -> Dict[str, tf.
             conditional = keras.layers.Activation("sigmoid", name=t.conditional_output)(logits[t.name])
             outputs[t.conditional_output] = conditional
             outputs[t.name] = keras.layers.Multiply(name=t.name)([outputs[t.follows], conditional])
-    weighted = [outputs[t.name] * t.score_weight for t in cfg.tasks if t.score_weight]
-    score = tf.add_n(weighted) if weighted else tf.zeros_like(outputs[cfg.tasks[0].name])
-    outputs[SCORE_OUTPUT] = keras.layers.Activation("linear", name=SCORE_OUTPUT)(score)
-    return outputs
+    return outputs  # the ranking score is fused after the model, in the serving signatures (mtrank/fusion.py)
 
 
 def _with_position_bias(cfg: config_lib.Config, logits: Dict[str, tf.Tensor]):
@@ -118,7 +115,7 @@ def build(cfg: config_lib.Config, cardinalities: Dict[str, int]) -> MultiTaskMod
 
 
 def losses(cfg: config_lib.Config, net: Optional[MultiTaskModel] = None):
-    """Loss and loss weight per trained output; outputs without an entry (pCVR, score) get no loss.
+    """Loss and loss weight per trained output; outputs without an entry (pCVR) get no loss.
 
     Uncertainty weighting needs the built model (`net`), which owns the learned log-variances.
     """

@@ -6,6 +6,7 @@ there is no baseline here):
   previous default   per-task metrics, slices overall + device, category, position, device*position
   ranked lists added the previous default plus the per-request ranking metrics (components/ranking_metric.py)
   default            what the configuration gives now
+  intervals on / off the default with TFMA's jackknife intervals switched the other way
   gates only         the overall slice alone (every gating metric, no per-slice report)
 
     python bench/evaluator_throughput.py --workspace /tmp/mtrank-bench/scaling/rows-150000
@@ -44,6 +45,10 @@ def variants(cfg: config_lib.Config) -> Dict[str, tfma.EvalConfig]:
     configs = {"previous default": evaluation.eval_config(previous),
                "ranked lists added": evaluation.eval_config(with_ranking),
                "default": evaluation.eval_config(cfg)}
+    flipped = not cfg.evaluation.confidence_intervals
+    configs[f"default, intervals {'on' if flipped else 'off'}"] = evaluation.eval_config(cfg.replace(
+        evaluation=dataclasses.replace(cfg.evaluation, confidence_intervals=flipped, thresholds=[
+            dataclasses.replace(th, significant=False) for th in cfg.evaluation.thresholds])))
     gates = evaluation.eval_config(cfg)
     del gates.slicing_specs[1:]
     configs["gates only"] = gates

@@ -9,7 +9,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 SUITE = [("trainer_throughput", "Trainer throughput"), ("pipeline_scaling", "Pipeline scaling"),
          ("simulator", "Simulator"), ("serving_latency", "Serving latency"),
-         ("evaluator_throughput", "Evaluator throughput")]
+         ("evaluator_throughput", "Evaluator throughput"), ("gate_noise", "The gate's false-rejection rate")]
 
 
 def _load(name: str):
@@ -56,11 +56,18 @@ def headline() -> str:
     e = _load("evaluator_throughput")
     if e:
         v = e["variants"]
-        for name in ("default", "ranked lists added", "gates only"):
+        for name in ("default", "ranked lists added", "default, intervals on", "default, intervals off", "gates only"):
             if name in v:
                 rows.append(f"| Evaluator: {name} vs previous default | {e['rows']:,} rows, TFMA with the model | "
                             f"{v[name]['rows_per_second']:,.0f} vs {v['previous default']['rows_per_second']:,.0f} rows/s "
                             f"| {v[name]['rows_per_second'] / v['previous default']['rows_per_second']:.2f}x |")
+    n = _load("gate_noise")
+    if n:
+        point, significant = n["rules"]["point"], n["rules"]["significant"]
+        rows.append(f"| Gate: false rejections, {n['seeds']} seeds judged pairwise | {n['rows']:,} evaluated rows, "
+                    f"configured thresholds | point rule {point['refused']} of {point['judgments']}, significant "
+                    f"{significant['refused']} of {significant['judgments']} | {point['rate']:.0%} vs "
+                    f"{significant['rate']:.0%} |")
     g = _load("serving_latency")
     if g:
         for case in g["cases"]:

@@ -7,7 +7,7 @@ Evaluator busy for half an hour while every other component takes minutes (bench
 A uniform sample of 20k rows gives the overall click AUC to about ±0.007 (one standard error at an 8%
 click rate); the blessing compares candidate and baseline on the same rows, whose difference is far
 tighter. Slices get proportionally fewer rows: raise `evaluation.max_eval_rows` when slices matter more
-than the Evaluator's minutes. The draw depends only on each row's bytes: a re-run evaluates the same rows.
+than the Evaluator's minutes. The draw depends only on each row's bytes (or, with a group column, on the group's value): a re-run evaluates the same rows.
 
 A day at or under `max_rows` is copied whole; `max_rows` 0 turns the component off in the pipeline.
 """

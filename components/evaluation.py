@@ -12,6 +12,10 @@ plus TFMA's calibration plot (`evaluation.ece_bins` buckets), which the run repo
 With `ranking.request_column`, the ranked lists are measured too (components/ranking_metric.py): gain@K,
 NDCG@K and, on simulated data, the share of the oracle's gain, for the fused score and each task output.
 A threshold on one of them names the output as its `task` (`score` for the fused score).
+
+With `evaluation.confidence_intervals`, TFMA's jackknife gives every metric and every change against the
+model in production a 95 % interval; a threshold marked `significant` then refuses only a drop whose whole
+interval lies beyond `max_drop` (components/change_bound.py).
 """
 
 from __future__ import annotations
@@ -22,24 +26,19 @@ from typing import Dict, List
 import mtrank  # noqa: F401
 import tensorflow_model_analysis as tfma
 
-from components import ranking_metric
+from components import change_bound, ranking_metric
 from components.trainer import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 from mtrank import config as config_lib
+from mtrank import metrics as metrics_lib
 
 BINARY_METRICS = ["ExampleCount", "AUC", "AUCPrecisionRecall", "BinaryCrossentropy", "Calibration",
                   "MeanLabel", "MeanPrediction"]
 REGRESSION_METRICS = ["ExampleCount", "MeanSquaredError", "MeanAbsoluteError", "MeanLabel", "MeanPrediction"]
 
-# Configuration metric names -> TFMA metric class names.
-METRIC_CLASS = {"auc": "AUC", "pr_auc": "AUCPrecisionRecall", "log_loss": "BinaryCrossentropy",
-                "mse": "MeanSquaredError", "mae": "MeanAbsoluteError", "ece": "ExpectedCalibrationError",
-                "gauc": "GAUC"}
-LOWER_IS_BETTER = {"BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError", "ExpectedCalibrationError"}
+METRIC_CLASS, LOWER_IS_BETTER = metrics_lib.METRIC_CLASS, metrics_lib.LOWER_IS_BETTER
 # Metrics of this project: TFMA imports the module named in the MetricConfig (inside the Evaluator too).
 CUSTOM_MODULES = {"ExpectedCalibrationError": "components.ece", "GAUC": "components.gauc"}
 CALIBRATION_PLOT = "CalibrationPlot"
-
-
 def slicing_specs(cfg: config_lib.Config) -> List[tfma.SlicingSpec]:
     specs = [tfma.SlicingSpec()]
     for entry in cfg.evaluation.slices:
@@ -47,19 +46,37 @@ def slicing_specs(cfg: config_lib.Config) -> List[tfma.SlicingSpec]:
     return specs
 
 
-def _threshold(th: config_lib.ThresholdSpec) -> tfma.MetricThreshold:
-    class_name = METRIC_CLASS.get(th.metric, th.metric)
-    lower_better = class_name in LOWER_IS_BETTER
+def _threshold(th: config_lib.ThresholdSpec) -> "tfma.MetricThreshold | None":
+    """The metric's own threshold: its floor, and its largest drop unless the drop must be significant
+    (that one sits on the metric's change bound, `_change_bound_config`). None when nothing is left."""
+    lower_better = metrics_lib.lower_is_better(th.metric)
     threshold = tfma.MetricThreshold()
     if th.lower_bound is not None:
         bound = {"upper_bound" if lower_better else "lower_bound": {"value": th.lower_bound}}
         threshold.value_threshold.CopyFrom(tfma.GenericValueThreshold(**bound))
-    if th.max_drop is not None:
+    if th.max_drop is not None and not th.significant:
         direction = tfma.MetricDirection.LOWER_IS_BETTER if lower_better else tfma.MetricDirection.HIGHER_IS_BETTER
         allowed = th.max_drop if lower_better else -th.max_drop
         threshold.change_threshold.CopyFrom(
             tfma.GenericChangeThreshold(direction=direction, absolute={"value": allowed}))
-    return threshold
+    return threshold if threshold.ListFields() else None
+
+
+def _overall(metric: tfma.MetricConfig, threshold: "tfma.MetricThreshold | None") -> tfma.MetricConfig:
+    """Thresholds hold on the overall slice only (a metric can be undefined on a small slice)."""
+    if threshold is not None:
+        metric.per_slice_thresholds.append(
+            tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold))
+    return metric
+
+
+def _change_bound_config(th: config_lib.ThresholdSpec) -> tfma.MetricConfig:
+    """A significant threshold's rule: the favourable 95 % bound of the change stays within max_drop."""
+    higher_better = not metrics_lib.lower_is_better(th.metric)
+    metric = tfma.MetricConfig(class_name="ChangeBound", module=change_bound.__name__, config=json.dumps(
+        {"metric": metrics_lib.key_name(th.metric), "higher_is_better": higher_better}))
+    bound = {"lower_bound": {"value": -th.max_drop}} if higher_better else {"upper_bound": {"value": th.max_drop}}
+    return _overall(metric, tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**bound)))
 
 
 def _metric_config(cfg: config_lib.Config, class_name: str) -> tfma.MetricConfig:
@@ -90,17 +107,11 @@ def task_metric_names(cfg: config_lib.Config, task: config_lib.TaskSpec) -> List
 def metrics_spec(cfg: config_lib.Config, task: config_lib.TaskSpec) -> tfma.MetricsSpec:
     names = task_metric_names(cfg, task)
     ranking_names = {name for _, _, name in ranking_metric.metric_names(cfg)}
-    thresholds: Dict[str, tfma.MetricThreshold] = {
-        METRIC_CLASS.get(th.metric, th.metric): _threshold(th) for th in cfg.evaluation.thresholds
-        if th.task == task.name and th.metric not in ranking_names
-    }
-    metrics = []
-    for name in list(names) + [n for n in thresholds if n not in names]:
-        metric = _metric_config(cfg, name)
-        if name in thresholds:
-            metric.per_slice_thresholds.append(
-                tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=thresholds[name]))
-        metrics.append(metric)
+    mine = [th for th in cfg.evaluation.thresholds if th.task == task.name and th.metric not in ranking_names]
+    thresholds = {METRIC_CLASS.get(th.metric, th.metric): _threshold(th) for th in mine}
+    metrics = [_overall(_metric_config(cfg, name), thresholds.get(name))
+               for name in list(names) + [n for n in thresholds if n not in names]]
+    metrics += [_change_bound_config(th) for th in mine if th.significant]
     return tfma.MetricsSpec(output_names=[task.name], metrics=metrics)
 
 
@@ -108,10 +119,7 @@ def _ranking_config(cfg: config_lib.Config, objective: str, measure: str,
                     threshold: "config_lib.ThresholdSpec | None" = None) -> tfma.MetricConfig:
     metric = tfma.MetricConfig(class_name="RankingMetric", module=ranking_metric.__name__, config=json.dumps(
         {"measure": measure, "objective": objective, "settings": ranking_metric.settings(cfg)}))
-    if threshold is not None:
-        metric.per_slice_thresholds.append(
-            tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=_threshold(threshold)))
-    return metric
+    return _overall(metric, _threshold(threshold) if threshold is not None else None)
 
 
 def ranking_specs(cfg: config_lib.Config) -> List[tfma.MetricsSpec]:
@@ -120,13 +128,18 @@ def ranking_specs(cfg: config_lib.Config) -> List[tfma.MetricsSpec]:
     names = ranking_metric.metric_names(cfg)
     if not names:
         return []
-    specs = [tfma.MetricsSpec(output_names=ranking_metric.ranked_outputs(cfg),
+    # Unweighted everywhere: a spec is weighted by default when one of its outputs has a weight key (dwell),
+    # and the shared combiner of every row is keyed by that flag; one flag keeps it one combiner.
+    unweighted = tfma.ExampleWeightOptions(unweighted=True)
+    specs = [tfma.MetricsSpec(output_names=ranking_metric.ranked_outputs(cfg), example_weights=unweighted,
                               metrics=[_ranking_config(cfg, o, m) for o, m, _ in names])]
     by_name = {name: (o, m) for o, m, name in names}
     for th in cfg.evaluation.thresholds:
         if th.metric in by_name:
-            specs.append(tfma.MetricsSpec(output_names=[th.task],
-                                          metrics=[_ranking_config(cfg, *by_name[th.metric], threshold=th)]))
+            metrics = [_ranking_config(cfg, *by_name[th.metric], threshold=th)]
+            if th.significant:
+                metrics.append(_change_bound_config(th))
+            specs.append(tfma.MetricsSpec(output_names=[th.task], metrics=metrics, example_weights=unweighted))
     return specs
 
 
@@ -137,8 +150,12 @@ def eval_config(cfg: config_lib.Config) -> tfma.EvalConfig:
         label_keys={t.name: t.transformed_label for t in cfg.tasks},
         example_weight_keys={t.name: t.transformed_weight for t in cfg.tasks if t.weight_by},
     )
-    return tfma.EvalConfig(
+    config = tfma.EvalConfig(
         model_specs=[model_spec],
         slicing_specs=slicing_specs(cfg),
         metrics_specs=[metrics_spec(cfg, t) for t in cfg.tasks] + ranking_specs(cfg),
     )
+    if cfg.evaluation.confidence_intervals:
+        config.options.compute_confidence_intervals.value = True
+        config.options.confidence_intervals.method = tfma.ConfidenceIntervalOptions.JACKKNIFE
+    return config

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from mtrank import metrics as metrics_lib
 from mtrank import ranking
 
 FEATURE_KINDS = ("id", "categorical", "numeric", "bucketized")
@@ -143,6 +144,9 @@ class ThresholdSpec:
     metric: str = "auc"
     lower_bound: Optional[float] = None  # absolute floor
     max_drop: Optional[float] = None  # largest tolerated drop against the model in production
+    # True: refuse only a drop beyond max_drop that is significant, i.e. the 95 % confidence interval of the
+    # paired change (candidate - production, same rows) lies wholly beyond it. Needs confidence_intervals.
+    significant: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +161,9 @@ class EvaluationSpec:
     # the run stops before training: below them the thresholds decide by chance (components/label_checks.py).
     min_rows: int = 0
     min_positives: int = 0
+    # TFMA's jackknife (20 delete-d buckets): a 95 % confidence interval for every metric and for every change
+    # against the model in production (paired: both models scored on the same buckets), shown in the report.
+    confidence_intervals: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,12 +207,13 @@ class FusionSpec:
     fixed:   Σ score_weight_t · output_t (the tasks' `score_weight`)
     product: Π output_t ^ exponents[t] · value ^ exponents[value]  (exponents given here)
     search:  the product's exponents chosen by the Trainer on held-out requests of the training window,
-             maximising `objective` while every objective in `guardrails` keeps that share of its best.
+             maximising `objective` while every objective in `guardrails` keeps that share of its reference
+             ranking's lift over a random order, at the one-sided 95 % bound (mtrank/fusion.py).
     """
 
     mode: str = "fixed"
     objective: str = ""  # search: the objective maximised
-    guardrails: Dict[str, float] = dataclasses.field(default_factory=dict)  # objective -> share of its best
+    guardrails: Dict[str, float] = dataclasses.field(default_factory=dict)  # objective -> share of its reference's lift
     tasks: List[str] = dataclasses.field(default_factory=list)  # binary outputs in the product ([] = all binary)
     value: Optional[str] = None  # input column entering the product as value ^ exponent (e.g. price)
     exponents: Dict[str, float] = dataclasses.field(default_factory=dict)  # product: output or value -> exponent
@@ -473,6 +481,9 @@ def validate(cfg: Config) -> None:
         if th.task not in task_names and th.task != "score":
             raise ConfigError(f"{src}: threshold names task {th.task!r}, which is not configured (nor 'score', "
                               "the fused ranking score, for a ranking metric)")
+        if th.significant and (th.max_drop is None or not cfg.evaluation.confidence_intervals):
+            raise ConfigError(f"{src}: the {th.task} {th.metric} threshold asks for a significant drop: it needs "
+                              "max_drop and evaluation.confidence_intervals: true")
     if cfg.evaluation.max_eval_rows < 0:
         raise ConfigError(f"{src}: evaluation.max_eval_rows must be >= 0 (0 = every row), got {cfg.evaluation.max_eval_rows}")
     if cfg.serving.max_candidates < 1:
@@ -502,11 +513,19 @@ def _validate_ranking(cfg: Config) -> None:
     src, r = cfg.source, cfg.ranking
     f = r.fusion
     binary = [t.name for t in cfg.tasks if t.type == "binary"]
-    ranking_names = {ranking.metric_name(o.name, m, r.top_k) for o in r.objectives for m in ranking.MEASURES}
+    # The ranking metrics the Evaluator computes (components/ranking_metric.metric_names: the oracle share
+    # only for an objective with an oracle column); a threshold on any other ranking name would gate nothing.
+    ranking_names = {ranking.metric_name(o.name, m, r.top_k) for o in r.objectives for m in ranking.MEASURES
+                     if m != "oracle_share" or o.oracle} if r.request_column else set()
     for th in cfg.evaluation.thresholds:
-        if th.task == "score" and (th.metric not in ranking_names or not r.request_column):
-            raise ConfigError(f"{src}: a threshold on 'score' needs a ranking metric ({sorted(ranking_names)}) "
-                              f"and ranking.request_column; got {th.metric!r}")
+        looks_ranked = "@" in th.metric and th.metric.split("@")[0].rsplit("_", 1)[-1] in (
+            "gain", "ndcg", "share")
+        if (th.task == "score" or looks_ranked) and th.metric not in ranking_names:
+            raise ConfigError(f"{src}: the {th.task} threshold names {th.metric!r}, which the Evaluator does not "
+                              f"compute; ranking metrics here: {sorted(ranking_names) or 'none (no ranking.request_column)'}")
+        if th.significant and th.metric not in ranking_names and th.metric not in metrics_lib.METRIC_CLASS:
+            raise ConfigError(f"{src}: the {th.task} {th.metric} threshold asks for a significant drop; that needs a "
+                              f"metric the project names ({sorted(metrics_lib.METRIC_CLASS)} or a ranking metric)")
     if f.mode not in FUSION_MODES:
         raise ConfigError(f"{src}: ranking.fusion.mode is {f.mode!r}; use one of {FUSION_MODES}")
     for name in f.tasks:

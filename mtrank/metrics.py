@@ -1,8 +1,32 @@
-"""Ranking metrics computed outside TFMA (the oracle's AUC on the same rows as the model's)."""
+"""What the project knows about each metric (configuration name, TFMA class, key name, direction), and the
+metrics computed outside TFMA (the oracle's AUC on the same rows as the model's)."""
 
 from __future__ import annotations
 
 import numpy as np
+
+# Configuration metric names -> TFMA metric class names (a ranking metric keeps its configured name).
+METRIC_CLASS = {"auc": "AUC", "pr_auc": "AUCPrecisionRecall", "log_loss": "BinaryCrossentropy",
+                "mse": "MeanSquaredError", "mae": "MeanAbsoluteError", "ece": "ExpectedCalibrationError",
+                "gauc": "GAUC"}
+LOWER_IS_BETTER = {"BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError", "ExpectedCalibrationError"}
+# TFMA class -> the key name TFMA writes its values under.
+KEY_NAME = {"AUC": "auc", "AUCPrecisionRecall": "auc_precision_recall", "BinaryCrossentropy": "binary_crossentropy",
+            "MeanSquaredError": "mean_squared_error", "MeanAbsoluteError": "mean_absolute_error",
+            "ExpectedCalibrationError": "expected_calibration_error", "GAUC": "gauc", "Calibration": "calibration"}
+# A significant threshold sits on `<key name><this>`: the favourable 95 % bound of the change
+# (components/change_bound.py).
+CHANGE_BOUND_SUFFIX = "_change_bound"
+
+
+def key_name(metric: str) -> str:
+    """A configured metric name (auc, mse, revenue_ndcg@3, ...) -> the name TFMA writes its values under."""
+    class_name = METRIC_CLASS.get(metric, metric)
+    return KEY_NAME.get(class_name, metric)
+
+
+def lower_is_better(metric: str) -> bool:
+    return METRIC_CLASS.get(metric, metric) in LOWER_IS_BETTER
 
 # TFMA metric keys that are undefined on a slice holding one class (TFMA reports them as 0.0 there).
 UNDEFINED_WITH_ONE_CLASS = ("auc", "auc_precision_recall", "gauc")

@@ -18,9 +18,9 @@ from typing import Dict, List, Optional, Sequence
 
 import mtrank  # noqa: F401
 
-from components import evaluation
 from mtrank import config as config_lib
 from mtrank import fusion as fusion_lib
+from mtrank import metrics as metrics_lib
 from pipeline import results
 
 REPORT_FILE = "report.md"
@@ -53,13 +53,11 @@ def _fmt(value: Optional[float], spec: str = ".4f") -> str:
     return format(value, spec)
 
 
-def _metric_name(th: config_lib.ThresholdSpec) -> str:
-    """TFMA's snake_case metric name of a configured threshold (auc, mean_squared_error, ...)."""
-    class_name = evaluation.METRIC_CLASS.get(th.metric, th.metric)
-    names = {"AUC": "auc", "AUCPrecisionRecall": "auc_precision_recall", "BinaryCrossentropy": "binary_crossentropy",
-             "MeanSquaredError": "mean_squared_error", "MeanAbsoluteError": "mean_absolute_error",
-             "ExpectedCalibrationError": "expected_calibration_error", "GAUC": "gauc", "Calibration": "calibration"}
-    return names.get(class_name, th.metric)
+def _with_interval(value: float, interval, spec: str = ".4f") -> str:
+    """`0.6612 [0.6551, 0.6673]`: the value and TFMA's 95 % interval when there is one."""
+    if interval is None or not all(math.isfinite(b) for b in interval):
+        return _fmt(value, spec)
+    return f"{_fmt(value, spec)} [{_fmt(interval[0], spec)}, {_fmt(interval[1], spec)}]"
 
 
 def training_summary(result: results.RunResult) -> dict:
@@ -87,20 +85,27 @@ def blessing_section(cfg: config_lib.Config, result: results.RunResult) -> List[
     if not has_baseline:
         lines.append("No blessed model existed before this run: the change thresholds were skipped (first run), "
                      "only the floors applied.")
+    intervals = bool(result.intervals)
+    if intervals:
+        lines.append("Values and changes carry TFMA's 95 % jackknife interval (20 buckets of the evaluated rows; the "
+                     "change is paired: both models on the same buckets). A drop marked *significant* refuses the "
+                     "model only when the change's whole interval lies beyond it.")
     lines += ["", "| task | metric | value | floor | baseline | change | largest tolerated drop | result |",
               "|---|---|---|---|---|---|---|---|"]
     failed_keys = {tuple(f.split(" ")[:2]) for f in result.validation_failures}
     for th in cfg.evaluation.thresholds:
-        name = _metric_name(th)
-        lower_better = evaluation.METRIC_CLASS.get(th.metric, th.metric) in evaluation.LOWER_IS_BETTER
+        name = metrics_lib.key_name(th.metric)
+        lower_better = metrics_lib.lower_is_better(th.metric)
         value = result.metric(th.task, name)
         diff = result.metric(th.task, f"{name}_diff")
         baseline = value - diff if math.isfinite(diff) else float("nan")
         floor = "–" if th.lower_bound is None else f"{'≤' if lower_better else '≥'} {th.lower_bound:g}"
         drop = "–" if th.max_drop is None else f"{'+' if lower_better else '−'}{th.max_drop:g}"
-        ok = "fails" if (th.task, name) in failed_keys else "passes"
-        lines.append(f"| {th.task} | {name} | {_fmt(value)} | {floor} | {_fmt(baseline)} | "
-                     f"{_fmt(diff, '+.4f')} | {drop} | {ok} |")
+        drop += " (significant)" if th.significant else ""
+        failed = {(th.task, name), (th.task, name + metrics_lib.CHANGE_BOUND_SUFFIX)} & failed_keys
+        lines.append(f"| {th.task} | {name} | {_with_interval(value, result.interval(th.task, name))} | {floor} | "
+                     f"{_fmt(baseline)} | {_with_interval(diff, result.interval(th.task, f'{name}_diff'), '+.4f')} | "
+                     f"{drop} | {'fails' if failed else 'passes'} |")
     if result.validation_failures:
         lines += ["", "TFMA's reasons:", ""] + [f"- `{f}`" for f in result.validation_failures]
     return lines + [""]

@@ -51,6 +51,8 @@ class RunResult:
     # task -> calibration buckets of the overall slice: {"lower", "upper", "weight", "mean_prediction", "mean_label"}
     calibration: Dict[str, List[Dict[str, float]]] = dataclasses.field(default_factory=dict)
     evaluation_uri: Optional[str] = None
+    # slice -> output -> metric -> 95 % interval (TFMA's jackknife), when evaluation.confidence_intervals is on
+    intervals: Dict[str, Dict[str, Dict[str, Tuple[float, float]]]] = dataclasses.field(default_factory=dict)
 
     @property
     def run_date(self) -> Optional[str]:
@@ -77,6 +79,9 @@ class RunResult:
 
     def metric(self, output: str, name: str, slice_name: str = "Overall") -> float:
         return self.metrics.get(slice_name, {}).get(output, {}).get(name, float("nan"))
+
+    def interval(self, output: str, name: str, slice_name: str = "Overall") -> Optional[Tuple[float, float]]:
+        return self.intervals.get(slice_name, {}).get(output, {}).get(name)
 
 
 def _store(metadata_path: str) -> metadata_store.MetadataStore:
@@ -125,6 +130,7 @@ def read_tfma(evaluation_uri: str):
 
     result = tfma.load_eval_result(evaluation_uri)
     metrics: Dict[str, Dict[str, Dict[str, float]]] = {}
+    intervals: Dict[str, Dict[str, Dict[str, Tuple[float, float]]]] = {}
     for slice_key, by_output in result.slicing_metrics:
         out = metrics.setdefault(_slice_name(slice_key), {})
         for output_name, by_sub_key in by_output.items():
@@ -132,6 +138,11 @@ def read_tfma(evaluation_uri: str):
                 for metric_name, value in values.items():
                     if isinstance(value, dict) and "doubleValue" in value:
                         out.setdefault(output_name, {})[metric_name] = float(value["doubleValue"])
+                    elif isinstance(value, dict) and "boundedValue" in value:  # with confidence intervals
+                        bounded = value["boundedValue"]
+                        out.setdefault(output_name, {})[metric_name] = _finite(bounded.get("value"))
+                        intervals.setdefault(_slice_name(slice_key), {}).setdefault(output_name, {})[metric_name] = (
+                            _finite(bounded.get("lowerBound")), _finite(bounded.get("upperBound")))
     undefined = set()  # (slice, output): AUC-like metrics absent there, not TFMA's 0.0
     for slice_name, by_output in metrics.items():
         for output_name, values in by_output.items():
@@ -153,10 +164,12 @@ def read_tfma(evaluation_uri: str):
                                 f"{mean:g} (one class), so its threshold fails")
                 continue
             what = "change vs. the model in production" if key.is_diff else "value"
+            if key.name.endswith(metrics_lib.CHANGE_BOUND_SUFFIX):
+                what = "change vs. the model in production, its 95 % bound on the favourable side,"
             threshold = " ".join(str(failure.metric_threshold).split())
             failures.append(f"{key.output_name} {key.name} {what} = {failure.metric_value.double_value.value:.4f}"
                             f" does not meet {threshold} {failure.message}".rstrip())
-    return metrics, validation.validation_ok, failures
+    return metrics, validation.validation_ok, failures, intervals
 
 
 def _finite(value) -> float:
@@ -308,10 +321,10 @@ def latest_run(metadata_path: str, pipeline_name: str, cfg: config_lib.Config,
         run_ctx = max(run_contexts.values(), key=lambda c: (c.create_time_since_epoch, c.id))
     components = component_runs(store, run_ctx)
 
-    metrics, validation_ok, failures = {}, None, []
+    metrics, validation_ok, failures, intervals = {}, None, [], {}
     evaluator = components.get("Evaluator")
     if evaluator and evaluator.outputs.get("evaluation"):
-        metrics, validation_ok, failures = read_tfma(evaluator.outputs["evaluation"][0])
+        metrics, validation_ok, failures, intervals = read_tfma(evaluator.outputs["evaluation"][0])
     blessed = None
     if evaluator and evaluator.outputs.get("blessing"):
         blessed = bool(evaluator.properties[evaluator.outputs["blessing"][0]].get("blessed"))
@@ -337,7 +350,7 @@ def latest_run(metadata_path: str, pipeline_name: str, cfg: config_lib.Config,
                      validation_ok=validation_ok, validation_failures=failures, blessed=blessed,
                      pushed_path=pushed_path, oracle_auc=oracle, eval_rows=rows, oracle_auc_by_slice=oracle_slices,
                      calibration=read_calibration(evaluation_uri) if evaluation_uri else {},
-                     evaluation_uri=evaluation_uri)
+                     evaluation_uri=evaluation_uri, intervals=intervals)
 
 
 def run_history(metadata_path: str, pipeline_name: str) -> List[Dict[str, object]]:
@@ -353,7 +366,7 @@ def run_history(metadata_path: str, pipeline_name: str) -> List[Dict[str, object
         if not evaluator or evaluator.state not in ("COMPLETE", "CACHED") or not evaluator.outputs.get("evaluation"):
             continue
         try:
-            metrics, _, _ = read_tfma(evaluator.outputs["evaluation"][0])
+            metrics = read_tfma(evaluator.outputs["evaluation"][0])[0]
         except Exception:  # an evaluation folder removed by hand: skip that run, keep the others
             continue
         blessing = evaluator.outputs.get("blessing")
@@ -407,9 +420,32 @@ def ranking_lines(cfg: config_lib.Config, result: RunResult) -> List[str]:
         lines.append(f"{label:<28}" + "".join(f"{c:>18}" for c in cells))
     summary = fusion_summary(result)
     if summary:
+        counted = summary.get("held_out_rows_with_gain", {})
+        counts = f" ({', '.join(f'{v:,} {n}' for n, v in counted.items() if n in r.fusion.guardrails)})" \
+            if r.fusion.guardrails and counted else ""
         lines += [f"Served score: {summary['chosen_formula']}, searched on {summary['held_out_requests']:,} held-out "
-                  "requests of the training window",
+                  f"requests of the training window{counts}",
                   f"  ({summary['reason']}); before the search: {summary['configured_formula']}"]
+    return lines
+
+
+def gate_lines(cfg: config_lib.Config, result: RunResult) -> List[str]:
+    """The blessing thresholds with TFMA's 95 % intervals, when the Evaluator computed them."""
+    if not result.intervals:
+        return []
+    lines = ["", "Gate (95 % jackknife intervals; change = candidate − model in production on the same rows):"]
+    for th in cfg.evaluation.thresholds:
+        name = metrics_lib.key_name(th.metric)
+        value, change = result.metric(th.task, name), result.metric(th.task, f"{name}_diff")
+        low, high = result.interval(th.task, name) or (math.nan, math.nan)
+        text = f"  {th.task} {name} {value:.4f} [{low:.4f}, {high:.4f}]"
+        if math.isfinite(change):
+            c_low, c_high = result.interval(th.task, f"{name}_diff") or (math.nan, math.nan)
+            text += f", change {change:+.4f} [{c_low:+.4f}, {c_high:+.4f}]"
+        if th.max_drop is not None:
+            sign = "+" if metrics_lib.lower_is_better(th.metric) else "−"
+            text += f", tolerated {sign}{th.max_drop:g}{' unless significant' if th.significant else ''}"
+        lines.append(text)
     return lines
 
 
@@ -451,6 +487,7 @@ def format_run(cfg: config_lib.Config, result: RunResult) -> str:
                          f"  mean prediction {result.metric(t.name, 'mean_prediction'):.3f}"
                          f"{'  (log1p of ' + t.label + ')' if t.label_log1p else ''}")
     lines += ranking_lines(cfg, result)
+    lines += gate_lines(cfg, result)
     lines.append("")
     if result.blessed is None:
         lines.append("Blessing: the Evaluator did not run.")

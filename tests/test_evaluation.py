@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import tensorflow_model_analysis as tfma
 
 from components import evaluation
@@ -98,9 +99,10 @@ def _write_examples(path, columns):
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
 
-def _validate(cfg, tmp_path, monkeypatch, worse_task, one_class=None, output=None):
+def _validate(cfg, tmp_path, monkeypatch, worse_task, one_class=None, output=None, noisier=None):
     """Candidate = baseline except `worse_task`, whose predictions are shuffled; returns TFMA's validation.
-    `one_class`: a task whose labels are all 0; `output`: a list that receives TFMA's output folder."""
+    `one_class`: a task whose labels are all 0; `output`: a list that receives TFMA's output folder;
+    `noisier`: a task whose candidate predictions carry a little more noise than the baseline's."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -117,9 +119,11 @@ def _validate(cfg, tmp_path, monkeypatch, worse_task, one_class=None, output=Non
         columns[task.transformed_label] = label
         columns[f"{task.name}_baseline"] = good
         columns[f"{task.name}_candidate"] = rng.permutation(good) if task.name == worse_task else good
+        if task.name == noisier:
+            columns[f"{task.name}_candidate"] = np.clip(good + rng.normal(0, 0.04, n), 0.01, 0.99)
         if task.weight_by:
             columns[task.transformed_weight] = np.ones(n)
-    data = str(tmp_path / f"worse_{worse_task}.tfrecord")
+    data = str(tmp_path / f"worse_{worse_task}_{noisier}.tfrecord")
     _write_examples(data, columns)
     config = evaluation.eval_config(cfg.replace(ranking=config_lib.RankingSpec()))  # per-task gates only
     del config.model_specs[:]
@@ -130,7 +134,7 @@ def _validate(cfg, tmp_path, monkeypatch, worse_task, one_class=None, output=Non
             label_keys={t.name: t.transformed_label for t in cfg.tasks},
             prediction_keys={t.name: f"{t.name}_{name}" for t in cfg.tasks},
             example_weight_keys={t.name: t.transformed_weight for t in cfg.tasks if t.weight_by}))
-    out = str(tmp_path / f"out_{worse_task}")
+    out = str(tmp_path / f"out_{worse_task}_{noisier}")
     # run_model_analysis decides "there is a baseline" from the number of model objects it is given; with
     # predictions read from the data there are none, so it would drop the baseline. Keep both ModelSpecs.
     from tensorflow_model_analysis.api import model_eval_lib
@@ -168,9 +172,82 @@ def test_an_auc_on_one_class_is_undefined_not_zero_and_fails_its_floor_saying_so
 
     out = []
     _validate(cfg, tmp_path, monkeypatch, worse_task=None, one_class="click", output=out)
-    metrics, ok, failures = results.read_tfma(out[0])
+    metrics, ok, failures, _ = results.read_tfma(out[0])
     overall = metrics["Overall"]
     assert overall["click"]["mean_label"] == 0.0 and math.isnan(overall["click"]["auc"])  # TFMA wrote 0.0
     assert not math.isnan(overall["purchase"]["auc"])
     assert not ok
     assert "click auc is undefined on slice Overall: every label is 0 (one class), so its threshold fails" in failures
+
+
+# ---- a gate that knows its own noise: TFMA's jackknife intervals and significant drops ------------------
+
+
+def _significant(cfg, max_drop, significant=True, purchase_only=False):
+    """The configuration with intervals on and the purchase AUC drop required to be significant;
+    `purchase_only`: that task alone (TFMA's jackknife repeats every combiner 21 times: a shorter run)."""
+    import dataclasses
+
+    thresholds = [dataclasses.replace(th, significant=significant, max_drop=max_drop)
+                  if (th.task, th.metric) == ("purchase", "auc") else th for th in cfg.evaluation.thresholds]
+    if purchase_only:
+        thresholds = [th for th in thresholds if th.task == "purchase"]
+        cfg = cfg.replace(tasks=[t for t in cfg.tasks if t.name == "purchase"])
+    return cfg.replace(evaluation=dataclasses.replace(cfg.evaluation, thresholds=thresholds,
+                                                      confidence_intervals=True))
+
+
+def test_a_significant_threshold_sits_on_the_change_bound_and_turns_intervals_on(cfg):
+    config = evaluation.eval_config(_significant(cfg, 0.02))
+    assert config.options.compute_confidence_intervals.value
+    assert config.options.confidence_intervals.method == tfma.ConfidenceIntervalOptions.JACKKNIFE
+    purchase = {m.class_name: m for m in config.metrics_specs[1].metrics}
+    auc = purchase["AUC"].per_slice_thresholds[0].threshold
+    assert auc.value_threshold.lower_bound.value == 0.6 and not auc.HasField("change_threshold")
+    bound = purchase["ChangeBound"]
+    assert bound.module == "components.change_bound" and '"metric": "auc"' in bound.config
+    assert bound.per_slice_thresholds[0].threshold.value_threshold.lower_bound.value == -0.02
+    click = {m.class_name for m in config.metrics_specs[0].metrics}
+    assert "ChangeBound" not in click  # the click threshold keeps its plain change threshold
+    raw = cfg.to_dict()
+    raw["evaluation"]["thresholds"][0]["significant"] = True  # without confidence_intervals: refused
+    with pytest.raises(config_lib.ConfigError, match="needs max_drop and evaluation.confidence_intervals"):
+        config_lib.from_dict(raw, "x.yaml")
+
+
+def test_a_chance_drop_refused_by_the_point_rule_passes_when_the_drop_must_be_significant(cfg, tmp_path,
+                                                                                          monkeypatch):
+    """Same signal, a little more noise: the point change is below −max_drop, its interval is not."""
+    from pipeline import results
+
+    import dataclasses
+
+    plain = _significant(cfg, 0.002, significant=False, purchase_only=True)
+    plain = plain.replace(evaluation=dataclasses.replace(plain.evaluation, confidence_intervals=False))
+    assert not _validate(plain, tmp_path, monkeypatch, worse_task=None, noisier="purchase").validation_ok
+    out = []
+    (tmp_path / "significant").mkdir()
+    validation = _validate(_significant(cfg, 0.002, purchase_only=True), tmp_path / "significant", monkeypatch, worse_task=None,
+                           noisier="purchase", output=out)
+    metrics, ok, failures, intervals = results.read_tfma(out[0])
+    change = metrics["Overall"]["purchase"]["auc_diff"]
+    low, high = intervals["Overall"]["purchase"]["auc_diff"]
+    assert change < -0.002 and low < -0.002 < high, (change, low, high)
+    assert validation.validation_ok and ok, failures
+    assert metrics["Overall"]["purchase"]["auc_change_bound"] == pytest.approx(high, abs=1e-9)
+
+
+def test_a_really_worse_model_is_refused_by_the_significant_rule_and_the_reason_says_so(cfg, tmp_path,
+                                                                                          monkeypatch):
+    from pipeline import results
+
+    out = []
+    validation = _validate(_significant(cfg, 0.02, purchase_only=True), tmp_path, monkeypatch, worse_task="purchase",
+                           output=out)
+    assert not validation.validation_ok
+    metrics, _, failures, intervals = results.read_tfma(out[0])
+    low, high = intervals["Overall"]["purchase"]["auc_diff"]
+    assert high < -0.02  # shuffled predictions: the whole interval lies beyond the tolerated drop
+    low, high = intervals["Overall"]["purchase"]["auc"]
+    assert low < metrics["Overall"]["purchase"]["auc"] < high
+    assert any("purchase auc_change_bound change vs. the model in production, its 95 % bound" in f for f in failures)

@@ -1,4 +1,5 @@
-"""What every benchmark of the suite shares: the machine it ran on, and writing <name>.json + <name>.md."""
+"""What every benchmark of the suite shares: the machine it ran on, writing <name>.json + <name>.md, and the
+TFXIO reader the Trainer's input functions take outside a TFX run."""
 
 from __future__ import annotations
 
@@ -34,3 +35,14 @@ def write(name: str, results: Dict, markdown: str, out: Path = RESULTS) -> None:
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / f"{name}.md").write_text(markdown)
     print(f"\n{markdown}\nwritten to {out}/{name}.json and {name}.md", flush=True)
+
+
+class TFXIOAccessor:
+    """The part of TFX's DataAccessor that `components.trainer` uses (`tf_dataset_factory`), over the same
+    TFXIO reader, for benchmarks that call the Trainer's code without a TFX Trainer component."""
+
+    @staticmethod
+    def tf_dataset_factory(file_pattern, options, schema):
+        from tfx_bsl.public import tfxio  # imported here: the summary and the simulator bench need no TFX
+
+        return tfxio.TFExampleRecord(file_pattern, schema=schema).TensorFlowDataset(options)

@@ -37,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import mtrank  # noqa: E402,F401
 import tensorflow_model_analysis as tfma  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
-from tfx_bsl.public import tfxio  # noqa: E402
 
 from bench import common  # noqa: E402
 from components import evaluation, trainer  # noqa: E402
@@ -45,14 +44,6 @@ from components.preprocessing import CONFIG_KEY  # noqa: E402
 from mtrank import config as config_lib  # noqa: E402
 from mtrank import metrics as metrics_lib  # noqa: E402
 from pipeline import results  # noqa: E402
-
-
-class _TFXIOAccessor:
-    """The part of TFX's DataAccessor the Trainer uses, over the same TFXIO reader."""
-
-    @staticmethod
-    def tf_dataset_factory(file_pattern, options, schema):
-        return tfxio.TFExampleRecord(file_pattern, schema=schema).TensorFlowDataset(options)
 
 
 def train_seed(cfg: config_lib.Config, seed: int, run: results.RunResult, out: str) -> str:
@@ -66,7 +57,7 @@ def train_seed(cfg: config_lib.Config, seed: int, run: results.RunResult, out: s
         eval_files=[os.path.join(examples, "Split-eval", "*")],
         transform_graph_path=transform.outputs["transform_graph"][0], schema_path=schema,
         serving_model_dir=os.path.join(out, "serving"), model_run_dir=os.path.join(out, "run"),
-        data_accessor=_TFXIOAccessor(), base_model=None, custom_config={CONFIG_KEY: seeded.to_json()})
+        data_accessor=common.TFXIOAccessor(), base_model=None, custom_config={CONFIG_KEY: seeded.to_json()})
     trainer.train(seeded, fn_args)
     return fn_args.serving_model_dir
 

@@ -42,7 +42,6 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
-from tfx_bsl.public import tfxio  # noqa: E402
 
 from bench import common  # noqa: E402
 from components import trainer  # noqa: E402
@@ -128,22 +127,14 @@ def transformed_data(cfg: config_lib.Config, workdir: Path, train_rows: int, eva
                            transform_output=tft.TFTransformOutput(graph))
 
 
-class _TFXIOAccessor:
-    """The slice of TFX's DataAccessor that `trainer.input_fn` uses, over the same TFXIO reader."""
-
-    @staticmethod
-    def tf_dataset_factory(file_pattern, options, schema):
-        return tfxio.TFExampleRecord(file_pattern, schema=schema).TensorFlowDataset(options)
-
-
 def tfxio_dataset(cfg: config_lib.Config, data: TransformedData, files: List[str], batch_size: int,
                   shuffle: bool, num_examples: Optional[int] = None) -> tf.data.Dataset:
-    return trainer.input_fn(cfg, files, _TFXIOAccessor(), data.transform_output, batch_size, shuffle, num_examples)
+    return trainer.input_fn(cfg, files, common.TFXIOAccessor(), data.transform_output, batch_size, shuffle, num_examples)
 
 
 def in_memory_arrays(cfg: config_lib.Config, data: TransformedData, files: List[str]):
     """All rows as NumPy arrays (features, labels, weights): what a notebook holds, what the Trainer loads."""
-    return trainer.load_examples(cfg, files, _TFXIOAccessor(), data.transform_output)
+    return trainer.load_examples(cfg, files, common.TFXIOAccessor(), data.transform_output)
 
 
 # ---- the variants -----------------------------------------------------------------------------------------

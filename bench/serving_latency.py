@@ -1,9 +1,12 @@
-"""Serving latency: one request of 1, 100 and 1,000 candidates over gRPC, against the same batch through the
-in-process SavedModel (the floor: no network, no serialization of the request or the answer).
+"""Serving latency: one request of 1, 100 and 1,000 candidates over gRPC and over REST, against the same
+batch through the in-process SavedModel (the floor: no network, no serialization of the request or the
+answer).
 
 The server is `mtrank serve` in its own process on 127.0.0.1, one client sends requests one after another
 (closed loop), so requests/s is the reciprocal of the mean latency. Each case is bounded by time and
-count; the whole run takes well under two minutes.
+count; the whole run takes about two minutes. The REST client is plain HTTP (a requests session) sending
+TF Serving's columnar JSON with the tf.Examples as {"b64": ...}, encoding and decoding JSON in every call
+as an application would.
 
     python bench/serving_latency.py [--model-dir workspace/serving/ranker/<version>] [--seconds 5]
 
@@ -13,6 +16,8 @@ Writes bench/results/serving_latency.json and bench/results/serving_latency.md.
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import shutil
 import subprocess
@@ -20,13 +25,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import mtrank  # noqa: E402,F401
 import numpy as np  # noqa: E402
 import portpicker  # noqa: E402
+import requests  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench import common  # noqa: E402
@@ -75,9 +81,12 @@ def measure(call: Callable[[], object], seconds: float) -> Dict[str, float]:
             "mean_ms": float(ms.mean()), "rps": len(latencies) / elapsed}
 
 
-def start_server(serving_root: Path, cfg_path: str, model_name: str, port: int) -> subprocess.Popen:
+def start_server(serving_root: Path, cfg_path: str, model_name: str, port: int, rest_port: int,
+                 extra: Sequence[str] = (), workers: int = 4) -> subprocess.Popen:
+    """`mtrank serve` in its own process (`extra`: more flags, e.g. batching)."""
     command = [sys.executable, "-m", "mtrank.cli", "serve", "--config", cfg_path, "--model-base-path",
-               str(serving_root), "--model-name", model_name, "--port", str(port), "--workers", "4"]
+               str(serving_root), "--model-name", model_name, "--port", str(port), "--rest-port", str(rest_port),
+               "--workers", str(workers), *extra]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -98,41 +107,58 @@ def wait_ready(client: ServingClient, server: subprocess.Popen, timeout_s: float
     raise SystemExit(f"no version was AVAILABLE within {timeout_s:.0f} s")
 
 
+def rest_predict(session: requests.Session, url: str, batch) -> Dict[str, list]:
+    body = {"inputs": {EXAMPLES_INPUT: [{"b64": base64.b64encode(b).decode("ascii")} for b in batch]}}
+    answer = session.post(url, data=json.dumps(body), timeout=30)
+    answer.raise_for_status()
+    return answer.json()["outputs"]
+
+
 def markdown(results: Dict) -> str:
-    lines = ["| candidates | gRPC p50 ms | gRPC p99 ms | gRPC req/s | in-process p50 ms | in-process p99 ms "
-             "| in-process req/s | p50 ratio | p99 ratio | req/s ratio |",
+    lines = ["| candidates | gRPC p50 / p99 ms | gRPC req/s | REST p50 / p99 ms | REST req/s | in-process p50 / p99 ms "
+             "| in-process req/s | gRPC / in-process p50 | REST / gRPC p50 | REST / gRPC req/s |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for case in results["cases"]:
-        g, f, r = case["grpc"], case["in_process"], case["ratio"]
-        lines.append(f"| {case['candidates']} | {g['p50_ms']:.2f} | {g['p99_ms']:.2f} | {g['rps']:.0f} "
-                     f"| {f['p50_ms']:.2f} | {f['p99_ms']:.2f} | {f['rps']:.0f} "
-                     f"| {r['p50']:.2f}x | {r['p99']:.2f}x | {r['rps']:.2f}x |")
+        g, h, f, r = case["grpc"], case["rest"], case["in_process"], case["ratio"]
+        lines.append(f"| {case['candidates']} | {g['p50_ms']:.2f} / {g['p99_ms']:.2f} | {g['rps']:.0f} "
+                     f"| {h['p50_ms']:.2f} / {h['p99_ms']:.2f} | {h['rps']:.0f} "
+                     f"| {f['p50_ms']:.2f} / {f['p99_ms']:.2f} | {f['rps']:.0f} "
+                     f"| {r['p50']:.2f}x | {r['rest_p50']:.2f}x | {r['rest_rps']:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def serving_bench_setup(doc: str, argv, seconds: float, prefix: str):
+    """The serving benchmarks' command line, configuration, and the chosen version copied into a fresh
+    serving root the way the Pusher publishes it: (args, cfg, model name, source version folder, root)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--config", default=str(config_lib.DEFAULT_CONFIG_PATH))
     parser.add_argument("--model-dir", help="a pushed version folder (default: the newest under workspace/serving)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="time per case and path (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=seconds, help="time per case and path (default: %(default)s)")
     parser.add_argument("--out", default=str(common.RESULTS), help="results folder (default: %(default)s)")
     args = parser.parse_args(argv)
-
     cfg = config_lib.load(args.config)
     name = cfg.serving.model_name
     source = Path(args.model_dir) if args.model_dir else newest_version(Path("workspace/serving"), name)
-    tmp = Path(tempfile.mkdtemp(prefix="serving-bench-"))
-    shutil.copytree(source, tmp / name / ".staging")
-    os.rename(tmp / name / ".staging", tmp / name / source.name)
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    shutil.copytree(source, root / name / ".staging")
+    os.rename(root / name / ".staging", root / name / source.name)
+    return args, cfg, name, source, root
+
+
+def main(argv=None) -> int:
+    args, cfg, name, source, tmp = serving_bench_setup(__doc__, argv, 5.0, "serving-bench-")
 
     model = tf.saved_model.load(str(source))
     signature = model.signatures["serving_default"]
-    port = portpicker.pick_unused_port()
-    server = start_server(tmp, args.config, name, port)
+    port, rest_port = portpicker.pick_unused_port(), portpicker.pick_unused_port()
+    server = start_server(tmp, args.config, name, port, rest_port)
+    session = requests.Session()
+    rest_url = f"http://127.0.0.1:{rest_port}/v1/models/{name}:predict"
     started = time.time()
     results = {"model": name, "model_dir": str(source), "machine": common.machine(),
                "method": "one client, sequential requests (closed loop); server = `mtrank serve` in its own process "
-                         "on 127.0.0.1; in-process = tf.constant(batch) + serving_default + .numpy()",
+                         "on 127.0.0.1; REST = columnar JSON with b64 tf.Examples over a requests session; "
+                         "in-process = tf.constant(batch) + serving_default + .numpy()",
                "cases": []}
     try:
         with ServingClient(f"127.0.0.1:{port}", name, timeout_s=30, retries=0) as client:
@@ -141,15 +167,19 @@ def main(argv=None) -> int:
             for n in SIZES:
                 batch = candidates.to_serialized_examples(cfg, rows[:n])
                 grpc_stats = measure(lambda: client.predict({EXAMPLES_INPUT: batch}), args.seconds)
+                rest_stats = measure(lambda: rest_predict(session, rest_url, batch), args.seconds)
                 floor = measure(lambda: {k: v.numpy() for k, v in signature(examples=tf.constant(batch)).items()},
                                 args.seconds)
                 ratio = {"p50": grpc_stats["p50_ms"] / floor["p50_ms"], "p99": grpc_stats["p99_ms"] / floor["p99_ms"],
-                         "rps": floor["rps"] / grpc_stats["rps"]}
-                results["cases"].append({"candidates": n, "grpc": grpc_stats, "in_process": floor, "ratio": ratio})
+                         "rps": floor["rps"] / grpc_stats["rps"], "rest_p50": rest_stats["p50_ms"] / grpc_stats["p50_ms"],
+                         "rest_rps": grpc_stats["rps"] / rest_stats["rps"]}
+                results["cases"].append({"candidates": n, "grpc": grpc_stats, "rest": rest_stats, "in_process": floor,
+                                         "ratio": ratio})
                 print(f"{n:>5} candidates: gRPC p50 {grpc_stats['p50_ms']:.2f} ms p99 {grpc_stats['p99_ms']:.2f} ms "
-                      f"{grpc_stats['rps']:.0f} req/s | in-process p50 {floor['p50_ms']:.2f} ms p99 "
-                      f"{floor['p99_ms']:.2f} ms {floor['rps']:.0f} req/s | gRPC/in-process p50 {ratio['p50']:.2f}x "
-                      f"p99 {ratio['p99']:.2f}x, req/s {ratio['rps']:.2f}x fewer", flush=True)
+                      f"{grpc_stats['rps']:.0f} req/s | REST p50 {rest_stats['p50_ms']:.2f} ms p99 "
+                      f"{rest_stats['p99_ms']:.2f} ms {rest_stats['rps']:.0f} req/s | in-process p50 "
+                      f"{floor['p50_ms']:.2f} ms p99 {floor['p99_ms']:.2f} ms {floor['rps']:.0f} req/s | "
+                      f"gRPC/in-process p50 {ratio['p50']:.2f}x, REST/gRPC p50 {ratio['rest_p50']:.2f}x", flush=True)
     finally:
         server.terminate()
         try:

@@ -9,6 +9,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 SUITE = [("trainer_throughput", "Trainer throughput"), ("pipeline_scaling", "Pipeline scaling"),
          ("simulator", "Simulator"), ("serving_latency", "Serving latency"),
+         ("serving_batching", "Serving under concurrency"),
          ("evaluator_throughput", "Evaluator throughput"), ("gate_noise", "The gate's false-rejection rate")]
 
 
@@ -74,6 +75,10 @@ def headline() -> str:
             rows.append(f"| Serving: gRPC vs in-process | {case['candidates']} candidates per request | p50 "
                         f"{case['grpc']['p50_ms']:.2f} vs {case['in_process']['p50_ms']:.2f} ms "
                         f"| p50 {case['ratio']['p50']:.2f}x |")
+            if "rest" in case:
+                rows.append(f"| Serving: REST vs gRPC | {case['candidates']} candidates per request | p50 "
+                            f"{case['rest']['p50_ms']:.2f} vs {case['grpc']['p50_ms']:.2f} ms "
+                            f"| p50 {case['ratio']['rest_p50']:.2f}x |")
     return "\n".join(rows) + "\n"
 
 

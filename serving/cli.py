@@ -17,6 +17,7 @@ from mtrank import config as config_lib
 
 DEFAULT_SERVING_ROOT = "workspace/serving"
 DEFAULT_PORT = 8500
+DEFAULT_REST_PORT = 8501
 MAX_ID_COLUMNS = 3
 
 
@@ -29,10 +30,11 @@ def _with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 # ---- serve ------------------------------------------------------------------------------------------------
 def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     p = _with_config(subparsers.add_parser(
-        "serve", help="serve pushed models over TF Serving's gRPC API (development server)",
+        "serve", help="serve pushed models over TF Serving's gRPC and REST APIs (development server)",
         description="Serve <model-base-path>/<model>/<version>/ over TF Serving's gRPC API (Predict, "
-                    "GetModelMetadata, GetModelStatus), polling for new versions. For development and tests: "
-                    "production runs the official tensorflow/serving image (serving/README.md)."))
+                    "GetModelMetadata, GetModelStatus) and its REST API (status, metadata, predict), polling for "
+                    "new versions. For development and tests: production runs the official tensorflow/serving "
+                    "image (serving/README.md)."))
     p.add_argument("--model-base-path", default=DEFAULT_SERVING_ROOT,
                    help="folder holding <model>/<version>/, where the Pusher writes (default: %(default)s)")
     p.add_argument("--model-config-file",
@@ -41,6 +43,17 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for every interface "
                                                        "(default: %(default)s)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="gRPC port (default: %(default)s)")
+    p.add_argument("--rest-port", type=int, default=DEFAULT_REST_PORT,
+                   help="REST port; 0 turns REST off, as TF Serving's --rest_api_port (default: %(default)s)")
+    p.add_argument("--monitoring-config-file",
+                   help="a TF Serving monitoring config such as serving/deploy/monitoring.config: Prometheus "
+                        "metrics on the REST port at its path")
+    p.add_argument("--enable-batching", action="store_true",
+                   help="merge concurrent requests into one model run, as TF Serving's --enable_batching (off by "
+                        "default, as there)")
+    p.add_argument("--batching-parameters-file",
+                   help="TF Serving's batching_parameters.txt such as serving/deploy/batching_parameters.txt "
+                        "(with --enable-batching; without a file, TF Serving's defaults)")
     p.add_argument("--num-versions", type=int, default=1,
                    help="newest versions kept loaded, without --model-config-file (default: %(default)s)")
     p.add_argument("--poll-seconds", type=float, default=1.0,
@@ -69,14 +82,40 @@ def cmd_serve(args) -> int:
                                policy=VersionPolicy("latest", num_versions=args.num_versions))]
     if args.max_candidates is not None and args.max_candidates < 1:
         raise config_lib.ConfigError(f"--max-candidates must be >= 1, got {args.max_candidates}")
+    metrics_path = None
+    if args.monitoring_config_file:
+        from serving.metrics import read_monitoring_config
+
+        metrics_path = read_monitoring_config(args.monitoring_config_file)
+        if metrics_path and not args.rest_port:
+            raise config_lib.ConfigError(f"{args.monitoring_config_file} turns Prometheus metrics on, and they are "
+                                         "served on the REST port: give --rest-port (not 0)")
+    batching = None
+    if args.batching_parameters_file and not args.enable_batching:
+        raise config_lib.ConfigError("--batching-parameters-file is set without --enable-batching (TF Serving "
+                                     "refuses this too); add --enable-batching")
+    if args.enable_batching:
+        from serving.batching import BatchingConfig, read_batching_parameters
+
+        try:
+            batching = (read_batching_parameters(args.batching_parameters_file) if args.batching_parameters_file
+                        else BatchingConfig())
+        except ValueError as e:
+            raise config_lib.ConfigError(str(e)) from None
     server = ModelServer(configs, port=args.port, host=args.host, poll_seconds=args.poll_seconds,
                          max_workers=args.workers,
-                         max_candidates=cfg.serving.max_candidates if args.max_candidates is None else args.max_candidates)
+                         max_candidates=cfg.serving.max_candidates if args.max_candidates is None else args.max_candidates,
+                         rest_port=args.rest_port or None, metrics_path=metrics_path, batching=batching)
     server.start(wait_for_models_s=args.wait_seconds)
     for model in server.models:
         print(f"[serve] model {model.name!r} from {model.config.base_path}: versions "
               f"{sorted(model.served) or 'none yet'}", flush=True)
-    print(f"[serve] listening on {server.target} (gRPC); Ctrl-C stops", flush=True)
+    rest = f" and {server.rest_url} (REST)" if args.rest_port else ""
+    metrics = f"; metrics at {server.rest_url}{metrics_path}" if metrics_path else ""
+    if batching:
+        print(f"[serve] batching: up to {batching.max_batch_size} candidates per batch, waiting at most "
+              f"{batching.batch_timeout_micros} µs, {batching.num_batch_threads} threads", flush=True)
+    print(f"[serve] listening on {server.target} (gRPC){rest}{metrics}; Ctrl-C stops", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     try:
         server.wait()
@@ -88,7 +127,7 @@ def cmd_serve(args) -> int:
 # ---- query ------------------------------------------------------------------------------------------------
 def add_query_parser(subparsers) -> argparse.ArgumentParser:
     p = _with_config(subparsers.add_parser(
-        "query", help="rank candidates from a CSV or JSON file through a served model (gRPC)",
+        "query", help="rank candidates from a CSV or JSON file through a served model (gRPC or REST)",
         description="Send candidates to TF Serving (or `mtrank serve`) in one Predict request and print them "
                     "ranked by score; or show the model's status or signatures."))
     p.add_argument("candidates", nargs="?",
@@ -96,6 +135,8 @@ def add_query_parser(subparsers) -> argparse.ArgumentParser:
                         "\"candidates\": [...]} where context holds the columns shared by every candidate")
     p.add_argument("--host", default="127.0.0.1", help="server address (default: %(default)s)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="gRPC port (default: %(default)s)")
+    p.add_argument("--rest", action="store_true", help="speak TF Serving's REST API instead of gRPC")
+    p.add_argument("--rest-port", type=int, default=DEFAULT_REST_PORT, help="REST port, with --rest (default: %(default)s)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="ask this version (default: the newest loaded)")
     which.add_argument("--label", help="ask the version with this label, e.g. stable or canary")
@@ -158,6 +199,7 @@ def _shape(tensor_info) -> str:
 def cmd_query(args) -> int:
     from serving import candidates as candidates_lib
     from serving.client import ServingClient, ServingError, predict_candidates
+    from serving.rest_client import RestClient
 
     cfg = config_lib.load(args.config)
     name = args.model_name or cfg.serving.model_name
@@ -165,7 +207,12 @@ def cmd_query(args) -> int:
         print("mtrank query: give a candidates file, or --status or --metadata", file=sys.stderr)
         return 2
     try:
-        with ServingClient(f"{args.host}:{args.port}", name, timeout_s=args.timeout, retries=args.retries) as client:
+        if args.rest:
+            client = RestClient(f"http://{args.host}:{args.rest_port}", name, timeout_s=args.timeout,
+                                retries=args.retries)
+        else:
+            client = ServingClient(f"{args.host}:{args.port}", name, timeout_s=args.timeout, retries=args.retries)
+        with client:
             if args.status:
                 for s in client.status(version=args.version, label=args.label):
                     error = f"  error: {s.error_message}" if s.error_code else ""

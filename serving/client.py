@@ -162,9 +162,10 @@ class ServingClient:
         self.close()
 
 
-def predict_candidates(client: ServingClient, cfg, rows, signature_name: str = DEFAULT_SIGNATURE,
+def predict_candidates(client, cfg, rows, signature_name: str = DEFAULT_SIGNATURE,
                        version: Optional[int] = None, label: Optional[str] = None) -> Prediction:
-    """Scores candidate rows in one request: as serialized tf.Examples, or as one tensor per input column
+    """Scores candidate rows in one request through `client` (ServingClient, or RestClient for REST): as
+    serialized tf.Examples, or as one tensor per input column
     for the raw-feature signature. Columns and types come from the configuration `cfg`."""
     from serving import candidates
     from serving.signatures import EXAMPLES_INPUT, RAW_SIGNATURE

@@ -13,6 +13,7 @@ from typing import Dict, Iterable, List, Mapping
 
 import grpc
 import mtrank  # noqa: F401
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.saved_model import loader_impl
@@ -45,11 +46,11 @@ def reason(message: str) -> str:
     return first.replace("\\'", "'")  # an Assert's data strings come quoted with escaped quotes
 
 
-def unparsable_examples(proto) -> List[int]:
-    """Indexes of values of a string TensorProto that are not serialized tf.Examples (looked for only after
-    TensorFlow failed, so valid requests pay nothing)."""
+def unparsable_examples(values) -> List[int]:
+    """Indexes of string values that are not serialized tf.Examples (looked for only after TensorFlow
+    failed, so valid requests pay nothing)."""
     bad = []
-    for i, value in enumerate(proto.string_val):
+    for i, value in enumerate(values):
         try:
             tf.train.Example.FromString(value)
         except Exception:  # noqa: BLE001 - protobuf raises DecodeError and others on garbage
@@ -67,6 +68,7 @@ class Servable:
     saved_model: object  # keeps the loaded functions and variables alive
     signatures: Dict[str, object]
     signature_defs: Dict[str, meta_graph_pb2.SignatureDef]
+    batchers: Dict[str, object] = dataclasses.field(default_factory=dict)  # signature -> serving.batching.Batcher
 
     @property
     def where(self) -> str:
@@ -110,14 +112,47 @@ class Servable:
                 raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
                                     f"input {name!r} of signature {signature_name!r} of {self.where} has shape "
                                     f"{list(value.shape)}; the signature expects {spec.shape}")
-            tensors[name] = tf.constant(value, dtype=spec.dtype)
+            tensors[name] = value
         return tensors
 
     @staticmethod
-    def _unparsable(inputs: Mapping) -> str:
-        bad = {name: unparsable_examples(proto) for name, proto in sorted(inputs.items()) if proto.string_val}
+    def _unparsable(inputs: Mapping[str, np.ndarray]) -> str:
+        bad = {name: unparsable_examples(np.ravel(value)) for name, value in sorted(inputs.items())
+               if np.asarray(value).dtype == object}
         where = "; ".join(f"input {n!r} at index(es) {v[:10]}" for n, v in bad.items() if v) or "an input"
         return f"{UNPARSABLE}: {where} is not a serialized tf.Example"
+
+    def enable_batching(self, config) -> None:
+        """Merges concurrent requests per signature (serving/batching.py), as TF Serving's --enable_batching."""
+        from serving.batching import Batcher
+
+        for name, fn in self.signatures.items():
+            self.batchers[name] = Batcher(lambda arrays, n=name, f=fn: self._execute(n, f, arrays), config,
+                                          name=f"{self.model_name}-{self.version}-{name}")
+
+    def close(self) -> None:
+        """Called once the version is unloaded: batch threads finish what is queued and stop."""
+        for batcher in self.batchers.values():
+            batcher.close()
+
+    def _execute(self, signature_name: str, fn, arrays: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """Runs the signature on checked inputs; TensorFlow's errors become TF Serving's status codes."""
+        specs = fn.structured_input_signature[1]
+        try:
+            outputs = fn(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in arrays.items()})
+        except tf.errors.OpError as e:
+            code = _GRPC_CODES.get(e.error_code, grpc.StatusCode.INTERNAL)
+            message = reason(e.message)
+            if message.startswith(UNPARSABLE):  # TF quotes the raw bytes, cut at the first newline: name indexes
+                message = self._unparsable(arrays)
+            raise ServingStatus(code, f"{message} ({self.where}, signature {signature_name!r})") from None
+        except UnicodeDecodeError:  # TF quotes the bytes it could not parse; undecodable ones end up here
+            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"{self._unparsable(arrays)} ({self.where}, signature {signature_name!r})") from None
+        except (TypeError, ValueError) as e:
+            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"{reason(str(e))} ({self.where}, signature {signature_name!r})") from None
+        return {name: value.numpy() for name, value in outputs.items()}
 
     def run(self, signature_name: str, inputs: Mapping, output_filter: Iterable[str] = ()) -> Dict[str, object]:
         """Runs one request; returns output name -> TensorProto, only the filtered outputs when a filter is given."""
@@ -129,22 +164,10 @@ class Servable:
             raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"output tensor alias not found in signature: {', '.join(unknown)} Outputs expected "
                                 f"to be in the set {{{','.join(sorted(output_names))}}} ({self.where})")
-        tensors = self._tensors(signature_name, fn, inputs)
-        try:
-            outputs = fn(**tensors)
-        except tf.errors.OpError as e:
-            code = _GRPC_CODES.get(e.error_code, grpc.StatusCode.INTERNAL)
-            message = reason(e.message)
-            if message.startswith(UNPARSABLE):  # TF quotes the raw bytes, cut at the first newline: name indexes
-                message = self._unparsable(inputs)
-            raise ServingStatus(code, f"{message} ({self.where}, signature {signature_name!r})") from None
-        except UnicodeDecodeError:  # TF quotes the bytes it could not parse; undecodable ones end up here
-            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"{self._unparsable(inputs)} ({self.where}, signature {signature_name!r})") from None
-        except (TypeError, ValueError) as e:
-            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"{reason(str(e))} ({self.where}, signature {signature_name!r})") from None
-        return {name: tf.make_tensor_proto(outputs[name].numpy()) for name in wanted}
+        arrays = self._tensors(signature_name, fn, inputs)
+        batcher = self.batchers.get(signature_name)
+        outputs = batcher.submit(arrays) if batcher else self._execute(signature_name, fn, arrays)
+        return {name: tf.make_tensor_proto(outputs[name]) for name in wanted}
 
 
 def load_servable(model_name: str, version: int, path: str) -> Servable:

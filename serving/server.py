@@ -1,14 +1,16 @@
-"""A server that speaks TF Serving's gRPC API, for development and tests (production runs the official
-`tensorflow/serving` image; see serving/README.md).
+"""A server that speaks TF Serving's gRPC and REST APIs, for development and tests (production runs the
+official `tensorflow/serving` image; see serving/README.md).
 
 It answers PredictionService.Predict and GetModelMetadata and ModelService.GetModelStatus with the
 protos of tensorflow-serving-api and TF Serving's status codes; Classify, Regress, MultiInference and
-HandleReloadConfigRequest answer UNIMPLEMENTED. It reads the same `<base_path>/<version>/` layout and
+HandleReloadConfigRequest answer UNIMPLEMENTED. The same answers are given over REST (serving/rest.py)
+and counted in TF Serving's Prometheus metrics (serving/metrics.py). It reads the same `<base_path>/<version>/` layout and
 the same `models.config` (version policy, labels) as TF Serving, and polls for new versions.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -19,14 +21,15 @@ from typing import Dict, List, Optional, Sequence
 
 import grpc
 import mtrank  # noqa: F401
-from google.protobuf import any_pb2, text_format
+from google.protobuf import text_format
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_pb2,
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
 from tensorflow_serving.config import model_server_config_pb2
 
 from mtrank import config as config_lib
+from serving.metrics import ServingMetrics
 from serving.servable import ServingStatus
-from serving.versions import ModelConfig, ModelVersions, VersionPolicy
+from serving.versions import ModelConfig, ModelVersions, VersionPolicy, load_and_warm_up
 
 log = logging.getLogger("mtrank.serving")
 
@@ -80,23 +83,7 @@ def policy_from_proto(policy) -> VersionPolicy:
     return VersionPolicy()  # TF Serving's default: the newest version only
 
 
-# ---- gRPC services ----------------------------------------------------------------------------------------
-def _answer_errors(method):
-    """Turns ServingStatus into the gRPC status; anything unexpected becomes INTERNAL, logged with its request."""
-
-    def wrapper(self, request, context):
-        try:
-            return method(self, request, context)
-        except ServingStatus as e:
-            context.abort(e.code, e.message)
-        except Exception as e:  # noqa: BLE001 - a server must answer, whatever went wrong
-            log.exception("%s failed for %s", method.__name__, request.model_spec)
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
-
-    wrapper.__name__ = method.__name__
-    return wrapper
-
-
+# ---- the answers, one set for gRPC and REST -----------------------------------------------------------------
 class Models:
     """The served models by name, and how a ModelSpec picks one version of one of them."""
 
@@ -132,17 +119,41 @@ def check_request_size(request, max_candidates: int) -> None:
                                 "--max-candidates). Split the list into several requests.")
 
 
-class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, models: Models, max_candidates: int = DEFAULT_MAX_CANDIDATES):
+class Answers:
+    """What the server answers, whichever API asked (gRPC here, REST in serving/rest.py, as TF Serving's
+    REST handler builds the gRPC request and calls the same predictor). Raises ServingStatus; counts every
+    request in `metrics` under TF Serving's names."""
+
+    def __init__(self, models: Models, max_candidates: int = DEFAULT_MAX_CANDIDATES,
+                 metrics: Optional[ServingMetrics] = None):
         self.models = models
         self.max_candidates = max_candidates
+        self.metrics = metrics or ServingMetrics()
 
-    @_answer_errors
-    def Predict(self, request, context):
+    def counted(self, api: str, entrypoint: str, spec: model_pb2.ModelSpec, answer):
+        """Runs `answer()` and records it: status, latency, and the version and signature that answered."""
+        started = time.perf_counter()
+        status, response = "UNKNOWN", None
+        try:
+            response = answer()
+            status = "OK"
+            return response
+        except ServingStatus as e:
+            status = e.code.name
+            raise
+        finally:
+            answered = getattr(response, "model_spec", None)
+            self.metrics.request(spec.name, api, entrypoint, status, time.perf_counter() - started,
+                                 version=answered.version.value if answered is not None else None,
+                                 signature_name=answered.signature_name if answered is not None else spec.signature_name)
+
+    def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         check_request_size(request, self.max_candidates)
         servable = self.models.servable(request.model_spec)
         signature_name, _ = servable.signature(request.model_spec.signature_name)
+        started = time.perf_counter()
         outputs = servable.run(signature_name, request.inputs, request.output_filter)
+        self.metrics.runtime(servable.model_name, "Predict", time.perf_counter() - started)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = servable.model_name
         response.model_spec.version.value = servable.version
@@ -151,8 +162,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.outputs[name].CopyFrom(proto)
         return response
 
-    @_answer_errors
-    def GetModelMetadata(self, request, context):
+    def metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest):
         fields = list(request.metadata_field)
         if not fields:
             raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
@@ -162,31 +172,20 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"Metadata field {unsupported[0]} is not supported; use {SIGNATURE_DEF_FIELD}")
         servable = self.models.servable(request.model_spec)
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for name, signature_def in servable.signature_defs.items():
-            signature_map.signature_def[name].CopyFrom(signature_def)
-        packed = any_pb2.Any()
-        packed.Pack(signature_map)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = servable.model_name
         response.model_spec.version.value = servable.version
-        response.metadata[SIGNATURE_DEF_FIELD].CopyFrom(packed)
+        response.metadata[SIGNATURE_DEF_FIELD].Pack(self.signature_map(servable))
         return response
 
-    def _unimplemented(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      "the built-in development server answers Predict and GetModelMetadata only; use the "
-                      "official tensorflow/serving image for Classify, Regress and MultiInference")
+    @staticmethod
+    def signature_map(servable) -> get_model_metadata_pb2.SignatureDefMap:
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for name, signature_def in servable.signature_defs.items():
+            signature_map.signature_def[name].CopyFrom(signature_def)
+        return signature_map
 
-    Classify = Regress = MultiInference = _unimplemented
-
-
-class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, models: Models):
-        self.models = models
-
-    @_answer_errors
-    def GetModelStatus(self, request, context):
+    def status(self, request: get_model_status_pb2.GetModelStatusRequest):
         model = self.models.model(request.model_spec)
         spec = request.model_spec
         version = spec.version.value if spec.HasField("version") else None
@@ -199,6 +198,57 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
             entry.status.error_message = status.error_message
         return response
 
+
+# ---- gRPC services ----------------------------------------------------------------------------------------
+def _answer_errors(api: str):
+    """Counts the call, turns ServingStatus into the gRPC status; anything unexpected becomes INTERNAL,
+    logged with its request."""
+
+    def decorate(method):
+        def wrapper(self, request, context):
+            try:
+                return self.answers.counted(api, "GRPC", request.model_spec,
+                                            lambda: method(self, request, context))
+            except ServingStatus as e:
+                context.abort(e.code, e.message)
+            except Exception as e:  # noqa: BLE001 - a server must answer, whatever went wrong
+                log.exception("%s failed for %s", method.__name__, request.model_spec)
+                context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+
+        wrapper.__name__ = method.__name__
+        return wrapper
+
+    return decorate
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, answers: Answers):
+        self.answers = answers
+
+    @_answer_errors("Predict")
+    def Predict(self, request, context):
+        return self.answers.predict(request)
+
+    @_answer_errors("GetModelMetadata")
+    def GetModelMetadata(self, request, context):
+        return self.answers.metadata(request)
+
+    def _unimplemented(self, request, context):
+        context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      "the built-in development server answers Predict and GetModelMetadata only; use the "
+                      "official tensorflow/serving image for Classify, Regress and MultiInference")
+
+    Classify = Regress = MultiInference = _unimplemented
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, answers: Answers):
+        self.answers = answers
+
+    @_answer_errors("GetModelStatus")
+    def GetModelStatus(self, request, context):
+        return self.answers.status(request)
+
     def HandleReloadConfigRequest(self, request, context):
         context.abort(grpc.StatusCode.UNIMPLEMENTED,
                       "the built-in development server reads its configuration at start; restart it to change it")
@@ -209,20 +259,37 @@ class ModelServer:
     """Loads the configured models, serves them on `host:port`, and polls their folders for new versions."""
 
     def __init__(self, configs: Sequence[ModelConfig], port: int = 8500, host: str = "127.0.0.1",
-                 poll_seconds: float = 1.0, max_workers: int = 8, max_candidates: int = DEFAULT_MAX_CANDIDATES):
+                 poll_seconds: float = 1.0, max_workers: int = 8, max_candidates: int = DEFAULT_MAX_CANDIDATES,
+                 rest_port: Optional[int] = None, metrics_path: Optional[str] = None, batching=None):
+        """`rest_port`: TF Serving's REST API on its own port (0: any free one; None: off, as TF Serving's
+        --rest_api_port=0). `metrics_path`: Prometheus metrics on the REST port (a monitoring config's path).
+        `batching`: a serving.batching.BatchingConfig merges concurrent requests (None: off, TF Serving's
+        default)."""
         if not configs:
             raise ValueError("no model to serve; give a model name and base path or a models.config")
-        self.models = [ModelVersions(c) for c in configs]
+        if metrics_path and rest_port is None:
+            raise ValueError("Prometheus metrics are served on the REST port: give a REST port with the "
+                             "monitoring config (mtrank serve --rest-port)")
+        loader = functools.partial(load_and_warm_up, batching=batching)
+        self.models = [ModelVersions(c, loader=loader) for c in configs]
+        self.batching = batching
         self.host, self.port, self.poll_seconds = host, port, poll_seconds
+        self.rest_port, self.metrics_path = rest_port, metrics_path
         self._max_workers = max_workers
         self.max_candidates = max_candidates
+        self.metrics = ServingMetrics()
         self._stop = threading.Event()
         self._grpc: Optional[grpc.Server] = None
+        self._rest = None
         self._poller: Optional[threading.Thread] = None
 
     @property
     def target(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.rest_port}"
 
     def poll_once(self) -> None:
         for model in self.models:
@@ -248,23 +315,29 @@ class ModelServer:
             missing = [f"{m.name} ({m.config.base_path})" for m in self.models if not m.served]
             log.warning("no version loaded yet for %s; serving anyway and polling every %.1f s",
                         missing, self.poll_seconds)
-        models = Models(self.models)
+        answers = Answers(Models(self.models), self.max_candidates, self.metrics)
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._max_workers),
                              options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                                       ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                                       ("grpc.so_reuseport", 0)])
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(models, self.max_candidates), server)
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(models), server)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(answers), server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(answers), server)
         bound = server.add_insecure_port(f"{self.host}:{self.port}")
         if not bound:
             raise OSError(f"cannot listen on {self.host}:{self.port}; is another server using the port? "
                           "Choose another with --port")
         self.port = bound
+        if self.rest_port is not None:
+            from serving import rest
+
+            self._rest = rest.RestServer(answers, self.host, self.rest_port, self.metrics_path).start()
+            self.rest_port = self._rest.port
         server.start()
         self._grpc = server
         self._poller = threading.Thread(target=self._poll_loop, name="model-poller", daemon=True)
         self._poller.start()
-        log.info("serving %s on %s", [m.name for m in self.models], self.target)
+        log.info("serving %s on %s (gRPC)%s", [m.name for m in self.models], self.target,
+                 f" and {self.rest_url} (REST)" if self._rest else "")
         return self
 
     def _poll_loop(self) -> None:
@@ -273,6 +346,8 @@ class ModelServer:
 
     def stop(self, grace_s: float = 1.0) -> None:
         self._stop.set()
+        if self._rest is not None:
+            self._rest.stop()
         if self._grpc is not None:
             self._grpc.stop(grace_s).wait(grace_s + 5)
         if self._poller is not None:

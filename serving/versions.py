@@ -106,9 +106,13 @@ def warm_up(servable: Servable) -> int:
     return count
 
 
-def load_and_warm_up(model_name: str, version: int, path: str) -> Servable:
+def load_and_warm_up(model_name: str, version: int, path: str, batching=None) -> Servable:
+    """Loads, replays the warm-up requests, then turns request batching on when configured
+    (`batching`: serving.batching.BatchingConfig)."""
     servable = load_servable(model_name, version, path)
     warm_up(servable)
+    if batching is not None:
+        servable.enable_batching(batching)
     return servable
 
 
@@ -192,6 +196,9 @@ class ModelVersions:
         for v in set(previously_served) | set(loaded):
             if v not in new_served:
                 self._statuses[v] = VersionStatus(v, State.END)
+                gone = previously_served.get(v) or loaded.get(v)
+                if hasattr(gone, "close"):
+                    gone.close()  # its batch threads finish what is queued, then stop
                 events.append(f"unloaded {v}")
                 log.info("model %r version %d is unloaded", self.name, v)
         return events

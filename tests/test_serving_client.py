@@ -18,6 +18,7 @@ import pytest
 from mtrank import cli as mtrank_cli
 from serving import candidates
 from serving.client import ServingClient, ServingError, predict_candidates
+from serving.rest_client import RestClient
 from serving.server import ModelServer
 from serving.signatures import RAW_SIGNATURE
 from serving.versions import ModelConfig
@@ -161,7 +162,8 @@ def test_query_command_prints_candidates_ranked_by_score(cfg, tiny, tmp_path, ca
 
 @pytest.mark.slow
 def test_pushed_model_over_grpc_equals_in_process(pipeline_run, tmp_path, capsys):
-    """The model a real pipeline run pushed: warm-up file, raw signature, and gRPC answers equal in-process."""
+    """The model a real pipeline run pushed: warm-up file, raw signature, and gRPC and REST answers equal
+    in-process."""
     cfg, version_dir = pipeline_run.cfg, pipeline_run.result.pushed_path
     assert version_dir, "the pipeline run pushed nothing"
     version = int(version_dir.rstrip("/").rsplit("/", 1)[1])
@@ -180,6 +182,12 @@ def test_pushed_model_over_grpc_equals_in_process(pipeline_run, tmp_path, capsys
     server = start_server(cfg.serving.model_name, local.parent, wait_s=120)
     try:
         with ServingClient(server.target, cfg.serving.model_name, timeout_s=30) as client:
+            for signature in ("serving_default", RAW_SIGNATURE):
+                prediction = predict_candidates(client, cfg, rows, signature_name=signature)
+                assert prediction.version == version
+                for name, values in expected.items():
+                    np.testing.assert_allclose(prediction.outputs[name], values, rtol=0, atol=1e-6)
+        with RestClient(server.rest_url, cfg.serving.model_name, timeout_s=30) as client:  # the same over REST
             for signature in ("serving_default", RAW_SIGNATURE):
                 prediction = predict_candidates(client, cfg, rows, signature_name=signature)
                 assert prediction.version == version

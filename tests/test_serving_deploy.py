@@ -2,8 +2,8 @@
 each other, with the README's docker line and with the configuration (model name, ports, paths).
 
 tensorflow-serving-api ships ModelServerConfig but not BatchingParameters or MonitoringConfig; those two
-messages are declared here with TF Serving's field names and numbers (session_bundle_config.proto,
-monitoring_config.proto), so a misspelt field fails the test as it would fail the server.
+messages are declared in serving/config_protos.py with TF Serving's field names and numbers, so a misspelt
+field fails the test as it would fail the server.
 """
 
 import re
@@ -11,42 +11,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
+from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from serving.batching import read_batching_parameters
+from serving.config_protos import MESSAGES
 from serving.server import read_model_config_file
 
 DEPLOY = Path(__file__).resolve().parent.parent / "serving" / "deploy"
 README = DEPLOY.parent / "README.md"
 GRPC_PORT, REST_PORT = 8500, 8501
-Field = descriptor_pb2.FieldDescriptorProto
-
-
-def _tf_serving_messages():
-    pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
-    proto = descriptor_pb2.FileDescriptorProto(name="tf_serving_deploy_subset.proto", package="tensorflow.serving",
-                                               syntax="proto3", dependency=["google/protobuf/wrappers.proto"])
-    batching = proto.message_type.add(name="BatchingParameters")
-    for name, number, wrapper in [("max_batch_size", 1, "Int64Value"), ("batch_timeout_micros", 2, "Int64Value"),
-                                  ("max_enqueued_batches", 3, "Int64Value"), ("num_batch_threads", 4, "Int64Value"),
-                                  ("thread_pool_name", 5, "StringValue")]:
-        batching.field.add(name=name, number=number, type=Field.TYPE_MESSAGE, label=Field.LABEL_OPTIONAL,
-                           type_name=f".google.protobuf.{wrapper}")
-    batching.field.add(name="allowed_batch_sizes", number=6, type=Field.TYPE_INT64, label=Field.LABEL_REPEATED)
-    batching.field.add(name="pad_variable_length_inputs", number=7, type=Field.TYPE_BOOL, label=Field.LABEL_OPTIONAL)
-    prometheus = proto.message_type.add(name="PrometheusConfig")
-    prometheus.field.add(name="enable", number=1, type=Field.TYPE_BOOL, label=Field.LABEL_OPTIONAL)
-    prometheus.field.add(name="path", number=2, type=Field.TYPE_STRING, label=Field.LABEL_OPTIONAL)
-    monitoring = proto.message_type.add(name="MonitoringConfig")
-    monitoring.field.add(name="prometheus_config", number=1, type=Field.TYPE_MESSAGE, label=Field.LABEL_OPTIONAL,
-                         type_name=".tensorflow.serving.PrometheusConfig")
-    pool.Add(proto)
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tensorflow.serving.{name}"))
-            for name in ("BatchingParameters", "MonitoringConfig")}
-
-
-MESSAGES = _tf_serving_messages()
 
 
 def parse(path: Path, message):
@@ -90,9 +64,13 @@ def test_models_config_keeps_two_versions_with_stable_and_canary(cfg, models_con
     assert local.base_path == f"/tmp/x/{cfg.serving.model_name}"
 
 
-def test_batching_parameters_suit_requests_of_a_thousand_candidates(container):
+def test_batching_parameters_suit_requests_of_a_thousand_candidates(cfg, container):
     params = parse(DEPLOY / "batching_parameters.txt", MESSAGES["BatchingParameters"]())
-    assert params.max_batch_size.value >= 2 * 1000  # two full requests of 1,000 candidates fit in one batch
+    merged = read_batching_parameters(str(DEPLOY / "batching_parameters.txt"))  # as `mtrank serve` reads it
+    assert merged.execution_limit >= 2 * 1000  # two full requests of 1,000 candidates fit in one merged run
+    # TF Serving refuses a request above max_batch_size ("Task size ... is larger than maximum input batch
+    # size"): the largest request the configuration allows must fit.
+    assert params.max_batch_size.value >= cfg.serving.max_candidates
     assert 0 < params.batch_timeout_micros.value <= 2000  # waiting for a batch stays under the latency budget
     assert params.num_batch_threads.value >= 1
     assert params.num_batch_threads.value <= int(container["resources"]["limits"]["cpu"])

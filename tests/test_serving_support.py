@@ -109,8 +109,9 @@ def in_process(version_dir: Path, cfg: config_lib.Config, rows, signature: str =
 
 
 def start_server(model_name: str, model_dir: Path, num_versions: int = 1, labels=None,
-                 poll_seconds: float = 0.1, wait_s: float = 30.0) -> ModelServer:
+                 poll_seconds: float = 0.1, wait_s: float = 30.0, metrics_path=None) -> ModelServer:
+    """gRPC and REST on free ports; Prometheus metrics at `metrics_path` when given."""
     config = ModelConfig(name=model_name, base_path=str(model_dir),
                          policy=VersionPolicy("latest", num_versions=num_versions), labels=dict(labels or {}))
-    return ModelServer([config], port=portpicker.pick_unused_port(), host="127.0.0.1",
-                       poll_seconds=poll_seconds).start(wait_for_models_s=wait_s)
+    return ModelServer([config], port=portpicker.pick_unused_port(), host="127.0.0.1", poll_seconds=poll_seconds,
+                       rest_port=0, metrics_path=metrics_path).start(wait_for_models_s=wait_s)

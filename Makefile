@@ -52,9 +52,9 @@ bench: install
 	$(BIN)/python bench/simulator.py
 	$(BIN)/python bench/trainer_throughput.py
 	$(BIN)/python bench/pipeline_scaling.py --work $(BENCH_WORK)/scaling
-	$(BIN)/python bench/serving_latency.py --seconds 3 \
+	$(BIN)/python bench/serving_latency.py --seconds 3 --data-root $(BENCH_WORK)/scaling/rows-150000/data \
 		--model-dir $$(ls -d $(BENCH_WORK)/scaling/rows-150000/serving/ranker/[0-9]* | tail -1)
-	$(BIN)/python bench/serving_batching.py --seconds 3 \
+	$(BIN)/python bench/serving_batching.py --seconds 3 --data-root $(BENCH_WORK)/scaling/rows-150000/data \
 		--model-dir $$(ls -d $(BENCH_WORK)/scaling/rows-150000/serving/ranker/[0-9]* | tail -1)
 	$(BIN)/python bench/evaluator_throughput.py --workspace $(BENCH_WORK)/scaling/rows-150000
 	$(BIN)/python bench/gate_noise.py --workspace $(BENCH_WORK)/scaling/rows-150000

@@ -1,6 +1,7 @@
 """Serving latency: one request of 1, 100 and 1,000 candidates over gRPC and over REST, against the same
 batch through the in-process SavedModel (the floor: no network, no serialization of the request or the
-answer).
+answer); and one user's 100 and 1,000 candidates as a ranking request (the user's columns once) against
+the same candidates each repeating them: request bytes and latency.
 
 The server is `mtrank serve` in its own process on 127.0.0.1, one client sends requests one after another
 (closed loop), so requests/s is the reciprocal of the mean latency. Each case is bounded by time and
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import os
 import shutil
@@ -39,9 +41,11 @@ from bench import common  # noqa: E402
 from mtrank import config as config_lib  # noqa: E402
 from serving import candidates, warmup  # noqa: E402
 from serving.client import ServingClient, ServingError  # noqa: E402
-from serving.signatures import EXAMPLES_INPUT  # noqa: E402
+from serving.signatures import CONTEXT_SIGNATURE, EXAMPLES_INPUT  # noqa: E402
+from tensorflow_serving.apis import model_pb2, predict_pb2  # noqa: E402
 
 SIZES = (1, 100, 1000)
+CONTEXT_SIZES = (100, 1000)
 MAX_ITERATIONS = 5000
 WARMUP_CALLS = 20
 
@@ -64,6 +68,26 @@ def candidate_rows(cfg: config_lib.Config, n: int) -> List[dict]:
         if len(rows) == n:
             return rows
     return warmup.synthetic_rows(cfg, n)
+
+
+def shared_columns(cfg: config_lib.Config) -> List[str]:
+    """The input columns every request's candidates share in the newest day of data (the user's: segment,
+    device, hour on simulated data): what a ranking request sends once, as its context."""
+    days = sorted(Path(cfg.resolve_path(cfg.data.root)).glob("*/*.csv"))
+    if not days:
+        return list(cfg.input_columns[:2])
+    import pandas as pd
+
+    frame = pd.read_csv(days[-1], nrows=20000)
+    per_request = frame.groupby(cfg.ranking.request_column)[list(cfg.input_columns)].nunique().max()
+    return [c for c in cfg.input_columns if per_request[c] == 1]
+
+
+def request_bytes(inputs: Dict[str, np.ndarray], signature: str) -> int:
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name="ranker", signature_name=signature))
+    for key, values in inputs.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(values))
+    return request.ByteSize()
 
 
 def measure(call: Callable[[], object], seconds: float) -> Dict[str, float]:
@@ -124,6 +148,15 @@ def markdown(results: Dict) -> str:
                      f"| {h['p50_ms']:.2f} / {h['p99_ms']:.2f} | {h['rps']:.0f} "
                      f"| {f['p50_ms']:.2f} / {f['p99_ms']:.2f} | {f['rps']:.0f} "
                      f"| {r['p50']:.2f}x | {r['rest_p50']:.2f}x | {r['rest_rps']:.2f}x |")
+    lines += ["", f"One ranking request of one user (context columns {', '.join(results['context_columns'])}) "
+              "against the same candidates each repeating the user's columns, over gRPC:", "",
+              "| candidates | repeated: request bytes | ranking_request: bytes | bytes ratio | repeated p50 / p99 ms "
+              "| ranking_request p50 / p99 ms | p50 ratio |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for case in results["context_cases"]:
+        a, b = case["repeated"], case["context"]
+        lines.append(f"| {case['candidates']} | {case['repeated_bytes']:,} | {case['context_bytes']:,} "
+                     f"| {case['context_bytes'] / case['repeated_bytes']:.2f}x | {a['p50_ms']:.2f} / {a['p99_ms']:.2f} "
+                     f"| {b['p50_ms']:.2f} / {b['p99_ms']:.2f} | {b['p50_ms'] / a['p50_ms']:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
@@ -135,8 +168,11 @@ def serving_bench_setup(doc: str, argv, seconds: float, prefix: str):
     parser.add_argument("--model-dir", help="a pushed version folder (default: the newest under workspace/serving)")
     parser.add_argument("--seconds", type=float, default=seconds, help="time per case and path (default: %(default)s)")
     parser.add_argument("--out", default=str(common.RESULTS), help="results folder (default: %(default)s)")
+    parser.add_argument("--data-root", help="day folders to take candidates from (default: the configuration's)")
     args = parser.parse_args(argv)
     cfg = config_lib.load(args.config)
+    if args.data_root:
+        cfg = cfg.replace(data=dataclasses.replace(cfg.data, root=str(Path(args.data_root).resolve())))
     name = cfg.serving.model_name
     source = Path(args.model_dir) if args.model_dir else newest_version(Path("workspace/serving"), name)
     root = Path(tempfile.mkdtemp(prefix=prefix))
@@ -180,6 +216,24 @@ def main(argv=None) -> int:
                       f"{rest_stats['p99_ms']:.2f} ms {rest_stats['rps']:.0f} req/s | in-process p50 "
                       f"{floor['p50_ms']:.2f} ms p99 {floor['p99_ms']:.2f} ms {floor['rps']:.0f} req/s | "
                       f"gRPC/in-process p50 {ratio['p50']:.2f}x, REST/gRPC p50 {ratio['rest_p50']:.2f}x", flush=True)
+            results["context_columns"] = shared = shared_columns(cfg)
+            results["context_cases"] = []
+            for n in CONTEXT_SIZES:
+                context = {c: rows[0][c] for c in shared}
+                whole = [{**r, **context} for r in rows[:n]]
+                own = [{k: v for k, v in r.items() if k not in shared} for r in whole]
+                repeated = {EXAMPLES_INPUT: candidates.to_serialized_examples(cfg, whole)}
+                once = candidates.to_ranking_request(cfg, context, own)
+                answers = (client.predict(repeated).outputs, client.predict(once, signature_name=CONTEXT_SIGNATURE).outputs)
+                assert all(np.allclose(answers[0][k], answers[1][k], atol=1e-6) for k in answers[0]), "answers differ"
+                case = {"candidates": n, "repeated_bytes": request_bytes(repeated, "serving_default"),
+                        "context_bytes": request_bytes(once, CONTEXT_SIGNATURE),
+                        "repeated": measure(lambda: client.predict(repeated), args.seconds),
+                        "context": measure(lambda: client.predict(once, signature_name=CONTEXT_SIGNATURE), args.seconds)}
+                results["context_cases"].append(case)
+                print(f"{n:>5} candidates, one user: {case['repeated_bytes']:,} bytes repeated vs {case['context_bytes']:,} "
+                      f"as a ranking request; p50 {case['repeated']['p50_ms']:.2f} vs {case['context']['p50_ms']:.2f} ms",
+                      flush=True)
     finally:
         server.terminate()
         try:

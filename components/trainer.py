@@ -2,6 +2,9 @@
 
 Exported signatures:
   serving_default     serialized tf.Example (input columns only) -> {task, <task>_given_<parent>, score}
+  raw_features        one tensor per input column -> the same outputs
+  ranking_request     one `context` tf.Example (the request's shared columns) and `examples` (each
+                      candidate's own) -> the same outputs, one per candidate
   transform_features  serialized tf.Example (inputs and labels) -> transformed features; TFMA reads
                       labels from here, so evaluation sees the labels training saw.
 Beside the SavedModel, `model_run_dir` receives `training_summary.json`: parameter count, per-epoch
@@ -195,7 +198,8 @@ def serving_signatures(cfg: config_lib.Config, model: keras.Model, tf_transform_
 
     raw_features = serving_signatures_lib.raw_features_signature(model, serving_spec, input_keys, bounds, fusion)
     return {SERVING_SIGNATURE: serve_tf_examples, TRANSFORM_SIGNATURE: transform_features,
-            serving_signatures_lib.RAW_SIGNATURE: raw_features}
+            serving_signatures_lib.RAW_SIGNATURE: raw_features,
+            serving_signatures_lib.CONTEXT_SIGNATURE: serving_signatures_lib.ranking_request_signature(serve_tf_examples)}
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

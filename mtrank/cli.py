@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     from serving import cli as serving_cli  # imports TensorFlow only when `serve` or `query` runs
 
     serving_cli.add_serve_parser(sub)
+    serving_cli.add_promote_parser(sub)
     serving_cli.add_query_parser(sub)
     from pipeline import kfp_cli  # imports TFX and kfp only when `compile` or `schedule` runs
 

@@ -115,8 +115,8 @@ class Batcher:
                                 f"Task size {size} is larger than maximum input batch size "
                                 f"{self.config.max_batch_size} (batching_parameters.txt max_batch_size)")
         limit = self.config.execution_limit
-        if size > limit or self._stopping or len(sizes) != 1:  # split by TF Serving; a gone version; odd shapes
-            return self._run(dict(inputs))
+        if size > limit or self._stopping or len(sizes) != 1 or any(np.ndim(v) == 0 for v in inputs.values()):
+            return self._run(dict(inputs))  # split by TF Serving; a gone version; a per-request input (context)
         task = _Task(dict(inputs), size)
         with self._cv:
             last = self._queue[-1] if self._queue else None

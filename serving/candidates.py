@@ -1,7 +1,8 @@
 """Candidates to rank: rows read from a CSV or JSON file, turned into what the model's signatures take.
 
 One request usually carries one user and many items, so a JSON file may give the shared columns once
-(`{"context": {...}, "candidates": [{...}, ...]}`) instead of repeating them on every row. The input
+(`{"context": {...}, "candidates": [{...}, ...]}`) instead of repeating them on every row, and the
+ranking_request signature takes them once too (`to_ranking_request`). The input
 columns and their types come from the configuration, never from this module, so a data set change
 is a configuration change.
 """
@@ -12,7 +13,7 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import mtrank  # noqa: F401
 import numpy as np
@@ -44,6 +45,21 @@ def read_candidates(path: str | Path) -> List[Row]:
     if not rows:
         raise CandidateError(f"{path}: no candidates in the file")
     return rows
+
+
+def read_ranking_request(path: str | Path) -> Tuple[Row, List[Row]]:
+    """(context, candidates) as the file gives them: a JSON `{"context": {...}, "candidates": [...]}` keeps
+    the shared columns apart (for the ranking_request signature); any other file has an empty context."""
+    path = Path(path)
+    if path.suffix.lower() == ".json" and path.exists():
+        try:
+            payload = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise CandidateError(f"{path}: not valid JSON: {e}") from None
+        if isinstance(payload, dict) and "candidates" in payload:
+            read_candidates(path)  # validated the usual way
+            return dict(payload.get("context") or {}), [dict(r) for r in payload["candidates"]]
+    return {}, read_candidates(path)
 
 
 def _read_json(path: Path) -> List[Row]:
@@ -87,12 +103,14 @@ def _value(cfg: config_lib.Config, row: Mapping[str, Any], index: int, column: s
         raise CandidateError(f"candidate {index}: column {column!r} must be {dtype}: {e}") from None
 
 
-def to_example(cfg: config_lib.Config, row: Mapping[str, Any], index: int = 0):
-    """One candidate as a tf.Example holding the input columns only (labels never reach serving)."""
+def to_example(cfg: config_lib.Config, row: Mapping[str, Any], index: int = 0,
+               columns: Optional[Sequence[str]] = None):
+    """One candidate as a tf.Example holding the input columns only (labels never reach serving); with
+    `columns`, those input columns only (a ranking request's context, or a candidate's own part)."""
     import tensorflow as tf
 
     feature = {}
-    for column in cfg.input_columns:
+    for column in cfg.input_columns if columns is None else columns:
         value, dtype = _value(cfg, row, index, column), cfg.feature_dtype(column)
         if dtype == "string":
             feature[column] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
@@ -106,6 +124,19 @@ def to_example(cfg: config_lib.Config, row: Mapping[str, Any], index: int = 0):
 def to_serialized_examples(cfg: config_lib.Config, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Input of the `serving_default` signature: a [N] string array of serialized tf.Examples."""
     return np.array([to_example(cfg, row, i).SerializeToString() for i, row in enumerate(rows)], dtype=object)
+
+
+def to_ranking_request(cfg: config_lib.Config, context: Mapping[str, Any],
+                       rows: Sequence[Mapping[str, Any]]) -> Dict[str, np.ndarray]:
+    """Inputs of the ranking_request signature: the context's input columns once, as one serialized
+    tf.Example, and per candidate the input columns the context does not give (or that the candidate
+    overrides). Every input column must come from one or the other."""
+    shared = [c for c in cfg.input_columns if c in context and context[c] not in (None, "")]
+    own = [c for c in cfg.input_columns if c not in shared]
+    serialized_context = to_example(cfg, context, 0, shared).SerializeToString() if shared else b""
+    examples = [to_example(cfg, row, i, own + [c for c in shared if c in row]).SerializeToString()
+                for i, row in enumerate(rows)]
+    return {"context": np.array(serialized_context, dtype=object), "examples": np.array(examples, dtype=object)}
 
 
 def to_raw_columns(cfg: config_lib.Config, rows: Sequence[Mapping[str, Any]]) -> Dict[str, np.ndarray]:

@@ -1,6 +1,8 @@
-"""`mtrank serve` and `mtrank query`: the development server and the client, from the command line.
+"""`mtrank serve`, `mtrank promote` and `mtrank query`: the development server, version labels and the
+client, from the command line.
 
-`mtrank/cli.py` registers both with `add_serve_parser(sub)` and `add_query_parser(sub)`.
+`mtrank/cli.py` registers them with `add_serve_parser(sub)`, `add_promote_parser(sub)` and
+`add_query_parser(sub)`.
 """
 
 from __future__ import annotations
@@ -124,6 +126,41 @@ def cmd_serve(args) -> int:
     return 0
 
 
+# ---- promote ----------------------------------------------------------------------------------------------
+def add_promote_parser(subparsers) -> argparse.ArgumentParser:
+    p = _with_config(subparsers.add_parser(
+        "promote", help="point a version label (canary, stable) at a pushed version in a models.config",
+        description="Set version_labels[LABEL] = VERSION for the model in a TF Serving models.config, after "
+                    "checking the version is a complete SavedModel under --model-base-path. The committed "
+                    "serving/deploy/models.config carries no version; promotion writes one into the file the "
+                    "server reads (TF Serving re-reads it every --model_config_file_poll_wait_seconds)."))
+    p.add_argument("label", help="the label to move, e.g. canary, then stable once the canary has proved itself")
+    p.add_argument("--version", type=int, help="the version to point it at (default: the newest pushed)")
+    p.add_argument("--model-config-file", default="serving/deploy/models.config",
+                   help="the models.config to read (default: %(default)s)")
+    p.add_argument("--out", help="where to write the promoted config (default: over --model-config-file)")
+    p.add_argument("--model-base-path", default=DEFAULT_SERVING_ROOT,
+                   help="folder holding <model>/<version>/, where the Pusher writes (default: %(default)s)")
+    p.set_defaults(func=cmd_promote)
+    return p
+
+
+def cmd_promote(args) -> int:
+    from serving.labels import PromotionError, set_label
+
+    cfg = config_lib.load(args.config)
+    name = args.model_name or cfg.serving.model_name
+    try:
+        labels = set_label(args.model_config_file, name, args.label, args.version, args.model_base_path, args.out)
+    except PromotionError as e:
+        print(f"mtrank promote: {e}", file=sys.stderr)
+        return 2
+    where = args.out or args.model_config_file
+    print(f"model {name!r}: {args.label} -> version {labels[args.label]} in {where} "
+          f"(labels now {dict(sorted(labels.items()))})")
+    return 0
+
+
 # ---- query ------------------------------------------------------------------------------------------------
 def add_query_parser(subparsers) -> argparse.ArgumentParser:
     p = _with_config(subparsers.add_parser(
@@ -141,7 +178,8 @@ def add_query_parser(subparsers) -> argparse.ArgumentParser:
     which.add_argument("--version", type=int, help="ask this version (default: the newest loaded)")
     which.add_argument("--label", help="ask the version with this label, e.g. stable or canary")
     p.add_argument("--signature", default="serving_default",
-                   help="serving_default (tf.Examples) or raw_features (one tensor per column) (default: %(default)s)")
+                   help="serving_default (tf.Examples), raw_features (one tensor per column) or ranking_request "
+                        "(a JSON file's context once, beside each candidate's own columns) (default: %(default)s)")
     p.add_argument("--by", default="score", help="output to rank by (default: %(default)s)")
     p.add_argument("--top", type=int, default=0, help="print only the best N (default: all)")
     p.add_argument("--timeout", type=float, default=5.0, help="deadline per attempt, seconds (default: %(default)s)")
@@ -200,6 +238,7 @@ def cmd_query(args) -> int:
     from serving import candidates as candidates_lib
     from serving.client import ServingClient, ServingError, predict_candidates
     from serving.rest_client import RestClient
+    from serving.signatures import CONTEXT_SIGNATURE
 
     cfg = config_lib.load(args.config)
     name = args.model_name or cfg.serving.model_name
@@ -221,9 +260,11 @@ def cmd_query(args) -> int:
             if args.metadata:
                 _print_metadata(client, args)
                 return 0
-            rows = candidates_lib.read_candidates(args.candidates)
-            prediction = predict_candidates(client, cfg, rows, signature_name=args.signature,
-                                            version=args.version, label=args.label)
+            rows = candidates_lib.read_candidates(args.candidates)  # whole rows, for the printed ranking
+            context, own = candidates_lib.read_ranking_request(args.candidates)
+            sent = own if args.signature == CONTEXT_SIGNATURE else rows
+            prediction = predict_candidates(client, cfg, sent, signature_name=args.signature,
+                                            version=args.version, label=args.label, context=context)
     except (ServingError, candidates_lib.CandidateError) as e:
         print(f"mtrank query: {e}", file=sys.stderr)
         return 1

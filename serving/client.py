@@ -163,15 +163,19 @@ class ServingClient:
 
 
 def predict_candidates(client, cfg, rows, signature_name: str = DEFAULT_SIGNATURE,
-                       version: Optional[int] = None, label: Optional[str] = None) -> Prediction:
+                       version: Optional[int] = None, label: Optional[str] = None,
+                       context: Optional[Mapping[str, object]] = None) -> Prediction:
     """Scores candidate rows in one request through `client` (ServingClient, or RestClient for REST): as
-    serialized tf.Examples, or as one tensor per input column
-    for the raw-feature signature. Columns and types come from the configuration `cfg`."""
+    serialized tf.Examples, as one tensor per input column for the raw-feature signature, or, for the
+    ranking_request signature, the `context` columns once beside each candidate's own. Columns and types
+    come from the configuration `cfg`."""
     from serving import candidates
-    from serving.signatures import EXAMPLES_INPUT, RAW_SIGNATURE
+    from serving.signatures import CONTEXT_SIGNATURE, EXAMPLES_INPUT, RAW_SIGNATURE
 
     if signature_name == RAW_SIGNATURE:
         inputs = candidates.to_raw_columns(cfg, rows)
+    elif signature_name == CONTEXT_SIGNATURE:
+        inputs = candidates.to_ranking_request(cfg, context or {}, rows)
     else:
         inputs = {EXAMPLES_INPUT: candidates.to_serialized_examples(cfg, rows)}
     return client.predict(inputs, signature_name=signature_name, version=version, label=label)

@@ -17,7 +17,7 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from mtrank import config as config_lib
 from serving import candidates
-from serving.signatures import EXAMPLES_INPUT, RAW_SIGNATURE
+from serving.signatures import CONTEXT_SIGNATURE, EXAMPLES_INPUT, RAW_SIGNATURE
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's own limit on replayed records
@@ -41,6 +41,9 @@ def warmup_requests(cfg: config_lib.Config, model_name: str, signature_names: Se
             if signature == RAW_SIGNATURE:
                 for column, values in candidates.to_raw_columns(cfg, rows).items():
                     request.inputs[column].CopyFrom(tf.make_tensor_proto(values))
+            elif signature == CONTEXT_SIGNATURE:
+                for name, values in candidates.to_ranking_request(cfg, rows[0], rows).items():
+                    request.inputs[name].CopyFrom(tf.make_tensor_proto(values))
             else:
                 request.inputs[EXAMPLES_INPUT].CopyFrom(
                     tf.make_tensor_proto(candidates.to_serialized_examples(cfg, rows)))
@@ -48,7 +51,7 @@ def warmup_requests(cfg: config_lib.Config, model_name: str, signature_names: Se
 
 
 def write_warmup_requests(export_dir: str, cfg: config_lib.Config,
-                          signature_names: Sequence[str] = ("serving_default", RAW_SIGNATURE),
+                          signature_names: Sequence[str] = ("serving_default", RAW_SIGNATURE, CONTEXT_SIGNATURE),
                           batch_sizes: Sequence[int] = BATCH_SIZES) -> str:
     """Writes the warm-up file into `export_dir` (a SavedModel folder) and returns its path."""
     path = os.path.join(export_dir, WARMUP_FILE)

@@ -20,7 +20,7 @@ from serving import candidates
 from serving.client import ServingClient, ServingError, predict_candidates
 from serving.rest_client import RestClient
 from serving.server import ModelServer
-from serving.signatures import RAW_SIGNATURE
+from serving.signatures import CONTEXT_SIGNATURE, RAW_SIGNATURE
 from serving.versions import ModelConfig
 from serving.warmup import WARMUP_FILE, read_warmup_requests
 from test_serving_support import build_tiny_model, in_process, publish, sample_rows, start_server
@@ -160,6 +160,42 @@ def test_query_command_prints_candidates_ranked_by_score(cfg, tiny, tmp_path, ca
     assert "NOT_FOUND" in capsys.readouterr().err
 
 
+def one_user(cfg, rows):
+    """The rows as one ranking request: the first input columns shared by every candidate (the user's)."""
+    shared = cfg.input_columns[:2]
+    context = {c: rows[0][c] for c in shared}
+    return context, [{k: v for k, v in r.items() if k not in shared} for r in rows], [{**r, **context} for r in rows]
+
+
+def test_a_ranking_request_sends_the_context_once_and_answers_as_serving_default(cfg, tiny, tmp_path, capsys):
+    server, build = tiny
+    context, own, whole = one_user(cfg, sample_rows(cfg, 200, seed=11))
+    expected = in_process(build, cfg, whole)
+    with ServingClient(server.target, MODEL) as client:
+        prediction = predict_candidates(client, cfg, own, signature_name=CONTEXT_SIGNATURE, context=context)
+    for name, values in expected.items():
+        np.testing.assert_allclose(prediction.outputs[name], values, rtol=0, atol=1e-6, err_msg=name)
+    inputs = candidates.to_ranking_request(cfg, context, own)
+    assert inputs["context"].shape == () and len(inputs["examples"]) == 200
+    repeated = sum(map(len, candidates.to_serialized_examples(cfg, whole)))
+    assert len(inputs["context"].item()) + sum(map(len, inputs["examples"])) < repeated  # fewer bytes on the wire
+
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps({"context": context, "candidates": own[:12]}))
+    assert mtrank_cli.main(["query", str(path), "--port", str(server.port), "--signature", CONTEXT_SIGNATURE,
+                            "--json"]) == 0
+    ranked = json.loads(capsys.readouterr().out)["ranked"]
+    assert [r["row"] for r in ranked] == list(np.argsort(-expected["score"][:12], kind="stable"))
+    with pytest.raises(candidates.CandidateError, match="missing input column"):  # refused before sending
+        candidates.to_ranking_request(cfg, {}, own)
+    with ServingClient(server.target, MODEL, retries=0) as client:  # and by the server, from any client
+        partial = candidates.to_ranking_request(cfg, context, own)
+        with pytest.raises(ServingError) as e:
+            client.predict({"context": np.array(b"", dtype=object), "examples": partial["examples"]},
+                           signature_name=CONTEXT_SIGNATURE)
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "is required but could not be found" in str(e.value)
+
+
 @pytest.mark.slow
 def test_pushed_model_over_grpc_equals_in_process(pipeline_run, tmp_path, capsys):
     """The model a real pipeline run pushed: warm-up file, raw signature, and gRPC and REST answers equal
@@ -169,8 +205,8 @@ def test_pushed_model_over_grpc_equals_in_process(pipeline_run, tmp_path, capsys
     version = int(version_dir.rstrip("/").rsplit("/", 1)[1])
     local = publish(Path(version_dir), tmp_path / "serving" / cfg.serving.model_name, version)
     assert (local / WARMUP_FILE).exists()
-    assert {r.model_spec.signature_name for r in read_warmup_requests(str(local))} == {"serving_default",
-                                                                                     RAW_SIGNATURE}
+    assert {r.model_spec.signature_name for r in read_warmup_requests(str(local))} == {
+        "serving_default", RAW_SIGNATURE, CONTEXT_SIGNATURE}
     day = sorted(p for p in pipeline_run.data_root.iterdir() if p.is_dir())[-1]
     frame = pd.read_csv(next(day.glob("*.csv")))
     rows = frame.head(300).to_dict("records")
@@ -187,6 +223,16 @@ def test_pushed_model_over_grpc_equals_in_process(pipeline_run, tmp_path, capsys
                 assert prediction.version == version
                 for name, values in expected.items():
                     np.testing.assert_allclose(prediction.outputs[name], values, rtol=0, atol=1e-6)
+            # One user's candidates as a ranking request (the request's shared columns once): the same answers.
+            shared = [c for c in cfg.input_columns
+                      if frame.head(300).groupby(cfg.ranking.request_column)[c].nunique().max() == 1]
+            assert shared, "no input column is shared by a request's candidates"
+            first = frame[frame[cfg.ranking.request_column] == rows[0][cfg.ranking.request_column]].to_dict("records")
+            context = {c: first[0][c] for c in shared}
+            prediction = predict_candidates(client, cfg, [{k: v for k, v in r.items() if k not in shared} for r in first],
+                                            signature_name=CONTEXT_SIGNATURE, context=context)
+            for name, values in in_process(local, cfg, first).items():
+                np.testing.assert_allclose(prediction.outputs[name], values, rtol=0, atol=1e-6)
         with RestClient(server.rest_url, cfg.serving.model_name, timeout_s=30) as client:  # the same over REST
             for signature in ("serving_default", RAW_SIGNATURE):
                 prediction = predict_candidates(client, cfg, rows, signature_name=signature)

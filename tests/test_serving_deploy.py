@@ -14,6 +14,7 @@ import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from mtrank import cli as mtrank_cli
 from serving.batching import read_batching_parameters
 from serving.config_protos import MESSAGES
 from serving.server import read_model_config_file
@@ -48,19 +49,38 @@ def flags(container):
     return dict(a[2:].split("=", 1) for a in container["args"])
 
 
-def test_models_config_keeps_two_versions_with_stable_and_canary(cfg, models_config):
+def test_models_config_keeps_two_versions_and_promotion_sets_stable_and_canary(cfg, models_config, tmp_path,
+                                                                               capsys):
     (model,) = models_config.model_config_list.config
     assert model.name == cfg.serving.model_name
     assert model.model_platform == "tensorflow"
     assert model.base_path == f"/models/{cfg.serving.model_name}"
     assert model.model_version_policy.WhichOneof("policy_choice") == "latest"
     assert model.model_version_policy.latest.num_versions == 2
-    assert set(model.version_labels) == {"stable", "canary"}
-    assert model.version_labels["stable"] <= model.version_labels["canary"]
-    # the built-in server reads the same file: same policy and labels
-    (local,) = read_model_config_file(str(DEPLOY / "models.config"), serving_root="/tmp/x")
+    assert dict(model.version_labels) == {}  # no local run's version number in the committed file
+
+    # Promotion writes the labels into the live file: canary first, stable once it has proved itself.
+    root = tmp_path / "serving"
+    for version in (1795326810, 1795413210):
+        (root / cfg.serving.model_name / str(version)).mkdir(parents=True)
+        (root / cfg.serving.model_name / str(version) / "saved_model.pb").write_bytes(b"")
+    (root / cfg.serving.model_name / "1795499610").mkdir()  # a version still being copied: no saved_model.pb
+    live = tmp_path / "models.config"
+    common = ["--model-config-file", str(DEPLOY / "models.config"), "--model-base-path", str(root)]
+    assert mtrank_cli.main(["promote", "stable", "--version", "1795326810", "--out", str(live), *common]) == 0
+    common[1] = str(live)
+    assert mtrank_cli.main(["promote", "canary", *common]) == 0  # the newest complete version
+    assert "canary -> version 1795413210" in capsys.readouterr().out
+    assert mtrank_cli.main(["promote", "canary", "--version", "1795499610", *common]) == 2
+    assert "not a complete SavedModel" in capsys.readouterr().err
+    promoted = parse(live, model_server_config_pb2.ModelServerConfig())
+    assert dict(promoted.model_config_list.config[0].version_labels) == {"stable": 1795326810, "canary": 1795413210}
+    assert live.read_text().startswith("# TF Serving model server config")  # the comments stay
+    assert dict(models_config.model_config_list.config[0].version_labels) == {}  # the committed file untouched
+    # the built-in server reads the same files: same policy and labels
+    (local,) = read_model_config_file(str(live), serving_root="/tmp/x")
     assert (local.policy.kind, local.policy.num_versions) == ("latest", 2)
-    assert dict(local.labels) == dict(model.version_labels)
+    assert dict(local.labels) == {"stable": 1795326810, "canary": 1795413210}
     assert local.base_path == f"/tmp/x/{cfg.serving.model_name}"
 
 

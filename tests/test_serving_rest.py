@@ -20,7 +20,7 @@ from mtrank import cli as mtrank_cli
 from mtrank import config as config_lib
 from serving import candidates
 from serving.metrics import DEFAULT_PATH, read_monitoring_config
-from serving.signatures import EXAMPLES_INPUT, RAW_SIGNATURE
+from serving.signatures import CONTEXT_SIGNATURE, EXAMPLES_INPUT, RAW_SIGNATURE
 from test_serving_support import build_tiny_model, in_process, publish, sample_rows, start_server
 
 MODEL = "ranker"
@@ -86,7 +86,7 @@ def test_status_and_metadata_are_the_grpc_answers_in_tf_servings_json(cfg, rest)
     saved = tf.saved_model.load(str(rest[1][1])).signatures["serving_default"]
     assert served.inputs[EXAMPLES_INPUT].dtype == tf.string.as_datatype_enum
     assert set(served.outputs) == set(saved.structured_outputs)
-    assert set(signatures) == {"serving_default", RAW_SIGNATURE}
+    assert set(signatures) == {"serving_default", RAW_SIGNATURE, CONTEXT_SIGNATURE}
 
 
 def test_predict_in_both_formats_equals_the_saved_model(cfg, rest):
@@ -108,6 +108,21 @@ def test_predict_in_both_formats_equals_the_saved_model(cfg, rest):
                            {"signature_name": RAW_SIGNATURE, "instances": instances})
     assert status == 200
     assert_outputs({k: [p[k] for p in body["predictions"]] for k in newest}, in_process(builds[1], cfg, rows))
+
+
+def test_a_ranking_request_over_rest_sends_the_user_once(cfg, rest):
+    """The ranking_request signature in TF Serving's columnar format: the context is one {"b64"} value."""
+    server, builds = rest
+    rows = sample_rows(cfg, 30, seed=4)
+    shared = cfg.input_columns[:2]
+    context = {c: rows[0][c] for c in shared}
+    inputs = candidates.to_ranking_request(cfg, context, [{k: v for k, v in r.items() if k not in shared} for r in rows])
+    body = {"signature_name": CONTEXT_SIGNATURE,
+            "inputs": {"context": {"b64": base64.b64encode(inputs["context"].item()).decode()},
+                       "examples": [{"b64": base64.b64encode(e).decode()} for e in inputs["examples"]]}}
+    status, _, answer = call(server, "POST", f"/v1/models/{MODEL}:predict", body)
+    assert status == 200, answer
+    assert_outputs(answer["outputs"], in_process(builds[2], cfg, [{**r, **context} for r in rows]))
 
 
 @pytest.mark.parametrize("method, path, body, http, message", [

@@ -21,7 +21,8 @@ import tensorflow as tf  # noqa: E402
 from mtrank import config as config_lib  # noqa: E402
 from serving import candidates  # noqa: E402
 from serving.server import ModelServer  # noqa: E402
-from serving.signatures import EXAMPLES_INPUT, RAW_SIGNATURE, guard_inputs, schema_bounds  # noqa: E402
+from serving.signatures import (CONTEXT_SIGNATURE, EXAMPLES_INPUT, RAW_SIGNATURE, guard_inputs,  # noqa: E402
+                                ranking_request_signature, schema_bounds)
 from serving.versions import ModelConfig, VersionPolicy  # noqa: E402
 
 TF_DTYPES = {"string": tf.string, "int": tf.int64, "float": tf.float32}
@@ -56,8 +57,8 @@ class _TinyRanker(tf.Module):
 
 
 def build_tiny_model(cfg: config_lib.Config, path: Path, scale: float = 1.0) -> Path:
-    """Saves a tiny ranker with `serving_default` and the raw-feature signature at `path`, both guarded by
-    the schema's ranges as the Trainer's export is (serving/signatures.py)."""
+    """Saves a tiny ranker with `serving_default`, the raw-feature and the ranking-request signatures at
+    `path`, guarded by the schema's ranges as the Trainer's export is (serving/signatures.py)."""
     model = _TinyRanker(cfg, scale)
     spec = {c: tf.io.FixedLenFeature([1], TF_DTYPES[cfg.feature_dtype(c)]) for c in cfg.input_columns}
     bounds = schema_bounds(cfg.resolve_path(cfg.data.schema), cfg.input_columns)
@@ -75,7 +76,8 @@ def build_tiny_model(cfg: config_lib.Config, path: Path, scale: float = 1.0) -> 
         guard_inputs(features, bounds)
         return model.outputs(features)
 
-    tf.saved_model.save(model, str(path), signatures={"serving_default": serve_examples, RAW_SIGNATURE: serve_raw})
+    tf.saved_model.save(model, str(path), signatures={"serving_default": serve_examples, RAW_SIGNATURE: serve_raw,
+                                                      CONTEXT_SIGNATURE: ranking_request_signature(serve_examples)})
     return path
 
 

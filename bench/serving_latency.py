@@ -224,7 +224,8 @@ def main(argv=None) -> int:
                 own = [{k: v for k, v in r.items() if k not in shared} for r in whole]
                 repeated = {EXAMPLES_INPUT: candidates.to_serialized_examples(cfg, whole)}
                 once = candidates.to_ranking_request(cfg, context, own)
-                answers = (client.predict(repeated).outputs, client.predict(once, signature_name=CONTEXT_SIGNATURE).outputs)
+                answers = (client.predict(repeated).outputs,
+                           candidates.candidate_rows(client.predict(once, signature_name=CONTEXT_SIGNATURE).outputs))
                 assert all(np.allclose(answers[0][k], answers[1][k], atol=1e-6) for k in answers[0]), "answers differ"
                 case = {"candidates": n, "repeated_bytes": request_bytes(repeated, "serving_default"),
                         "context_bytes": request_bytes(once, CONTEXT_SIGNATURE),

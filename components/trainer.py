@@ -3,8 +3,8 @@
 Exported signatures:
   serving_default     serialized tf.Example (input columns only) -> {task, <task>_given_<parent>, score}
   raw_features        one tensor per input column -> the same outputs
-  ranking_request     one `context` tf.Example (the request's shared columns) and `examples` (each
-                      candidate's own) -> the same outputs, one per candidate
+  ranking_request     `examples` headed by a context tf.Example (the request's shared columns, flagged
+                      in `is_context`), then each candidate's own -> the same outputs, one per row
   transform_features  serialized tf.Example (inputs and labels) -> transformed features; TFMA reads
                       labels from here, so evaluation sees the labels training saw.
 Beside the SavedModel, `model_run_dir` receives `training_summary.json`: parameter count, per-epoch

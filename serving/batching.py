@@ -108,36 +108,53 @@ class Batcher:
 
     def submit(self, inputs: Mapping[str, np.ndarray]) -> Arrays:
         """Blocks until the batch holding this request ran; returns this request's rows of every output."""
-        sizes = {np.shape(v)[0] if np.ndim(v) else 1 for v in inputs.values()}
-        size = max(sizes) if sizes else 0
+        # TF Serving's batching session refuses what it cannot concatenate (batching_util.h), so a signature
+        # that only works unbatched fails here as it would fail on the official image with --enable_batching.
+        if any(np.ndim(v) == 0 for v in inputs.values()):
+            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                "Batching Run() input tensors must have at least one dimension")
+        sizes = {np.shape(v)[0] for v in inputs.values()}
+        if len(sizes) > 1:
+            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                "Batching Run() input tensors must have equal 0th-dimension size")
+        size = sizes.pop() if sizes else 0
         if size > self.config.max_batch_size:
             raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"Task size {size} is larger than maximum input batch size "
                                 f"{self.config.max_batch_size} (batching_parameters.txt max_batch_size)")
-        limit = self.config.execution_limit
-        if size > limit or self._stopping or len(sizes) != 1 or any(np.ndim(v) == 0 for v in inputs.values()):
-            return self._run(dict(inputs))  # split by TF Serving; a gone version; a per-request input (context)
+        if size > self.config.execution_limit:
+            return self._run(dict(inputs))  # TF Serving splits it; the answer is the same
         task = _Task(dict(inputs), size)
         with self._cv:
-            last = self._queue[-1] if self._queue else None
-            if last is None or last.closed or last.size + size > limit:
-                if last is not None:
-                    last.closed = True
-                if len(self._queue) >= self.config.max_enqueued_batches:
-                    raise ServingStatus(grpc.StatusCode.UNAVAILABLE,
-                                        "The batch scheduling queue to which this task was submitted is full "
-                                        f"({self.config.max_enqueued_batches} batches, max_enqueued_batches)")
-                last = _Batch(opened=time.monotonic())
-                self._queue.append(last)
-            last.tasks.append(task)
-            last.size += size
-            if last.size >= limit:
-                last.closed = True
-            self._cv.notify_all()
+            if self._stopping:  # checked under the lock: close() may have let the threads go
+                task = None
+            else:
+                self._enqueue(task, size)
+        if task is None:
+            return self._run(dict(inputs))  # an unloaded version's straggler
         task.done.wait()
         if task.error is not None:
             raise task.error
         return task.outputs
+
+    def _enqueue(self, task: _Task, size: int) -> None:
+        """Adds `task` to the open batch, or opens one (caller holds the lock)."""
+        limit = self.config.execution_limit
+        last = self._queue[-1] if self._queue else None
+        if last is None or last.closed or last.size + size > limit:
+            if last is not None:
+                last.closed = True
+            if len(self._queue) >= self.config.max_enqueued_batches:
+                raise ServingStatus(grpc.StatusCode.UNAVAILABLE,
+                                    "The batch scheduling queue to which this task was submitted is full "
+                                    f"({self.config.max_enqueued_batches} batches, max_enqueued_batches)")
+            last = _Batch(opened=time.monotonic())
+            self._queue.append(last)
+        last.tasks.append(task)
+        last.size += size
+        if last.size >= limit:
+            last.closed = True
+        self._cv.notify_all()
 
     def _next_batch(self) -> Optional[_Batch]:
         timeout = self.config.batch_timeout_micros / 1e6
@@ -169,6 +186,9 @@ class Batcher:
                 merged = {k: np.concatenate([t.inputs[k] for t in tasks]) for k in tasks[0].inputs}
                 outputs = self._run(merged)
                 bounds = np.cumsum([0] + [t.size for t in tasks])
+                uneven = [k for k, v in outputs.items() if np.shape(v)[:1] != (bounds[-1],)]
+                if uneven:  # an output not one row per input row cannot be split back: run each alone
+                    raise ValueError(f"outputs {uneven} do not have one row per input row")
                 for t, start, end in zip(tasks, bounds[:-1], bounds[1:]):
                     t.outputs = {k: v[start:end] for k, v in outputs.items()}
         except BaseException as e:  # noqa: BLE001 - every waiting request must be answered

@@ -128,15 +128,22 @@ def to_serialized_examples(cfg: config_lib.Config, rows: Sequence[Mapping[str, A
 
 def to_ranking_request(cfg: config_lib.Config, context: Mapping[str, Any],
                        rows: Sequence[Mapping[str, Any]]) -> Dict[str, np.ndarray]:
-    """Inputs of the ranking_request signature: the context's input columns once, as one serialized
-    tf.Example, and per candidate the input columns the context does not give (or that the candidate
-    overrides). Every input column must come from one or the other."""
+    """Inputs of the ranking_request signature: `examples`, the context's input columns once as the first
+    serialized tf.Example, then per candidate the input columns the context does not give (or that the
+    candidate overrides); `is_context`, true on the first row only. Every input column must come from one
+    or the other. The answer has one row per input row: drop the first (`candidate_rows`)."""
     shared = [c for c in cfg.input_columns if c in context and context[c] not in (None, "")]
     own = [c for c in cfg.input_columns if c not in shared]
-    serialized_context = to_example(cfg, context, 0, shared).SerializeToString() if shared else b""
-    examples = [to_example(cfg, row, i, own + [c for c in shared if c in row]).SerializeToString()
-                for i, row in enumerate(rows)]
-    return {"context": np.array(serialized_context, dtype=object), "examples": np.array(examples, dtype=object)}
+    head = to_example(cfg, context, 0, shared).SerializeToString() if shared else b""
+    examples = [head] + [to_example(cfg, row, i, own + [c for c in shared if c in row]).SerializeToString()
+                         for i, row in enumerate(rows)]
+    return {"examples": np.array(examples, dtype=object),
+            "is_context": np.array([True] + [False] * len(rows), dtype=bool)}
+
+
+def candidate_rows(outputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """A ranking request's answer without its context row (one request: the first row)."""
+    return {name: np.asarray(values)[1:] for name, values in outputs.items()}
 
 
 def to_raw_columns(cfg: config_lib.Config, rows: Sequence[Mapping[str, Any]]) -> Dict[str, np.ndarray]:

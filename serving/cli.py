@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from typing import List, Sequence
@@ -20,6 +21,7 @@ from mtrank import config as config_lib
 DEFAULT_SERVING_ROOT = "workspace/serving"
 DEFAULT_PORT = 8500
 DEFAULT_REST_PORT = 8501
+TEMPLATE = "serving/deploy/models.config"  # committed, without versions: promotion writes the live copy
 MAX_ID_COLUMNS = 3
 
 
@@ -136,9 +138,11 @@ def add_promote_parser(subparsers) -> argparse.ArgumentParser:
                     "server reads (TF Serving re-reads it every --model_config_file_poll_wait_seconds)."))
     p.add_argument("label", help="the label to move, e.g. canary, then stable once the canary has proved itself")
     p.add_argument("--version", type=int, help="the version to point it at (default: the newest pushed)")
-    p.add_argument("--model-config-file", default="serving/deploy/models.config",
-                   help="the models.config to read (default: %(default)s)")
-    p.add_argument("--out", help="where to write the promoted config (default: over --model-config-file)")
+    p.add_argument("--model-config-file",
+                   help="the models.config to read (default: <model-base-path>/models.config when it exists, else "
+                        "the committed template serving/deploy/models.config)")
+    p.add_argument("--out", help="where to write the promoted config (default: <model-base-path>/models.config, "
+                                 "the live file `mtrank serve --model-config-file` and TF Serving read)")
     p.add_argument("--model-base-path", default=DEFAULT_SERVING_ROOT,
                    help="folder holding <model>/<version>/, where the Pusher writes (default: %(default)s)")
     p.set_defaults(func=cmd_promote)
@@ -150,12 +154,14 @@ def cmd_promote(args) -> int:
 
     cfg = config_lib.load(args.config)
     name = args.model_name or cfg.serving.model_name
+    live = os.path.join(args.model_base_path, "models.config")
+    source = args.model_config_file or (live if os.path.exists(live) else str(config_lib.REPO_ROOT / TEMPLATE))
+    where = args.out or live
     try:
-        labels = set_label(args.model_config_file, name, args.label, args.version, args.model_base_path, args.out)
+        labels = set_label(source, name, args.label, args.version, args.model_base_path, where)
     except PromotionError as e:
         print(f"mtrank promote: {e}", file=sys.stderr)
         return 2
-    where = args.out or args.model_config_file
     print(f"model {name!r}: {args.label} -> version {labels[args.label]} in {where} "
           f"(labels now {dict(sorted(labels.items()))})")
     return 0

@@ -167,7 +167,8 @@ def predict_candidates(client, cfg, rows, signature_name: str = DEFAULT_SIGNATUR
                        context: Optional[Mapping[str, object]] = None) -> Prediction:
     """Scores candidate rows in one request through `client` (ServingClient, or RestClient for REST): as
     serialized tf.Examples, as one tensor per input column for the raw-feature signature, or, for the
-    ranking_request signature, the `context` columns once beside each candidate's own. Columns and types
+    ranking_request signature, the `context` columns once ahead of each candidate's own (the answer's
+    context row is dropped). Columns and types
     come from the configuration `cfg`."""
     from serving import candidates
     from serving.signatures import CONTEXT_SIGNATURE, EXAMPLES_INPUT, RAW_SIGNATURE
@@ -178,4 +179,7 @@ def predict_candidates(client, cfg, rows, signature_name: str = DEFAULT_SIGNATUR
         inputs = candidates.to_ranking_request(cfg, context or {}, rows)
     else:
         inputs = {EXAMPLES_INPUT: candidates.to_serialized_examples(cfg, rows)}
-    return client.predict(inputs, signature_name=signature_name, version=version, label=label)
+    prediction = client.predict(inputs, signature_name=signature_name, version=version, label=label)
+    if signature_name == CONTEXT_SIGNATURE:
+        prediction.outputs = candidates.candidate_rows(prediction.outputs)
+    return prediction

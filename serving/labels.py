@@ -51,6 +51,15 @@ def set_label(config_path: str, model_name: str, label: str, version: Optional[i
     elif version not in complete:
         raise PromotionError(f"version {version} of {model_name!r} is not a complete SavedModel under "
                              f"{serving_root}/{model_name} (complete versions: {complete or 'none'})")
+    policy = models[model_name].model_version_policy
+    if policy.WhichOneof("policy_choice") in (None, "latest"):
+        keep = policy.latest.num_versions or 1
+        if version not in complete[-keep:]:
+            raise PromotionError(f"version {version} is not among the {keep} newest versions the policy of "
+                                 f"{path} keeps loaded ({complete[-keep:]}): the server would not serve it")
+    elif policy.WhichOneof("policy_choice") == "specific" and version not in policy.specific.versions:
+        raise PromotionError(f"version {version} is not in the specific versions {list(policy.specific.versions)} "
+                             f"of {path}: the server would not load it")
     models[model_name].version_labels[label] = version
     header = "".join(line for line in text.splitlines(keepends=True)[:_header_lines(text)])
     target = Path(out) if out else path

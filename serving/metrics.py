@@ -94,12 +94,14 @@ class ServingMetrics:
             ["model_name", "version", "signature_name", "entrypoint", "status"], registry=self.registry)
 
     def request(self, model_name: str, api: str, entrypoint: str, status: str, seconds: float,
-                version: Optional[int] = None, signature_name: str = "") -> None:
+                version: Optional[int] = None, signature_name: str = "", tf_serving: bool = True) -> None:
         """One answered request: `status` is the gRPC code's name (OK, INVALID_ARGUMENT, ...); the latency
-        counts only for OK, as in TF Serving."""
-        self._request_count.inc(model_name, status)
+        counts only for OK, as in TF Serving. `tf_serving`: whether TF Serving's families count it too."""
         self._by_version.labels(model_name, "" if version is None else str(version), signature_name, entrypoint,
                                 status).inc()
+        if not tf_serving:
+            return
+        self._request_count.inc(model_name, status)
         if status == "OK":
             self._request_latency.labels(model_name, api, entrypoint).observe(seconds * 1e6)
 

@@ -99,9 +99,6 @@ class RestApi:
             return self._api(request, path)
         except ServingStatus as e:
             return _error(e.code, e.message)
-        except RequestEntityTooLarge:
-            return _error(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"request body over {MAX_BODY_BYTES:,} bytes; split the candidates into several requests")
         except Exception as e:  # noqa: BLE001 - a server must answer, whatever went wrong
             log.exception("REST %s %s failed", request.method, path)
             return _error(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
@@ -139,7 +136,12 @@ class RestApi:
         return self.answers.counted(verb, "REST", spec, lambda: self._run_predict(request, spec, verb))
 
     def _run_predict(self, request: Request, spec, verb: str):
-        body = _parse_body(request.get_data())
+        try:
+            data = request.get_data()
+        except RequestEntityTooLarge:
+            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT, f"request body over {MAX_BODY_BYTES:,} bytes; split "
+                                "the candidates into several requests") from None
+        body = _parse_body(data)
         signature_name = body.get("signature_name", "")
         if not isinstance(signature_name, str):
             raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,

@@ -30,18 +30,23 @@ GRPC_CODE = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHE
              501: grpc.StatusCode.UNIMPLEMENTED, 503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
-def _json_column(values) -> list:
-    """One input as JSON: bytes (serialized tf.Examples, string features) as {"b64": ...}, which TF Serving
-    decodes for every string input, so binary and text need not be told apart."""
-    array = np.asarray(values)
-    if array.dtype.kind in "OS":
-        return [{"b64": base64.b64encode(v).decode("ascii")} if isinstance(v, bytes) else str(v)
-                for v in array.ravel()]
-    return array.tolist()
+def _json_value(value):
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, bytes):  # TF Serving decodes {"b64"} for every string input: binary or text alike
+        return {"b64": base64.b64encode(value).decode("ascii")}
+    return value
+
+
+def _json_column(values):
+    """One input as JSON, its nesting (and a scalar) kept; bytes (serialized tf.Examples, string features)
+    as {"b64": ...}."""
+    return _json_value(np.asarray(values).tolist())
 
 
 class RestClient:
-    """One model on one server's REST port. Thread-safe for concurrent calls (one HTTP session per call)."""
+    """One model on one server's REST port. One HTTP session (connection reuse); give each thread its own
+    client for concurrent calls (requests' sessions are not documented thread-safe)."""
 
     def __init__(self, url: str = DEFAULT_URL, model_name: str = "ranker", timeout_s: float = 5.0,
                  retries: int = 3, backoff_s: float = 0.1, max_backoff_s: float = 2.0):
@@ -91,10 +96,11 @@ class RestClient:
         what = f"predict for model {self.model_name!r} signature {signature_name!r} (REST)"
         answer = self._call("POST", self._path(version, label) + ":predict", what, body)
         outputs = answer["outputs"]
-        if not isinstance(outputs, dict):  # one output: TF Serving leaves its name out
-            outputs = {"output": outputs}
+        if not isinstance(outputs, dict):  # one output: TF Serving leaves its name out; the filter names it
+            outputs = {(list(output_filter) or ["output"])[0]: outputs}
         wanted = list(output_filter) or list(outputs)
-        # REST answers carry no model spec: the version is the one asked for, or read from the status.
+        # REST answers carry no model spec: the version is the one asked for, or else the newest available
+        # one read right after (one more call; a version switched in between would be misreported).
         answered = version if version is not None else self._answering_version(label)
         return Prediction(model_name=self.model_name, version=answered, signature_name=signature_name,
                           outputs={k: np.asarray(outputs[k], dtype=np.float32) for k in wanted})

@@ -74,7 +74,8 @@ def _converter(dtype: tf.DType):
     if dtype == tf.bool:
         return lambda value: value if type(value) is bool else wrong(value)
     if dtype.is_integer:
-        return lambda value: value if type(value) is int else wrong(value)
+        low, high = dtype.min, dtype.max
+        return lambda value: value if type(value) is int and low <= value <= high else wrong(value)
     if dtype.is_floating:
         return lambda value: value if type(value) in (float, int) else wrong(value)
 

@@ -130,10 +130,12 @@ class Answers:
         self.max_candidates = max_candidates
         self.metrics = metrics or ServingMetrics()
 
-    def counted(self, api: str, entrypoint: str, spec: model_pb2.ModelSpec, answer):
-        """Runs `answer()` and records it: status, latency, and the version and signature that answered."""
+    def counted(self, api: str, entrypoint: str, spec: model_pb2.ModelSpec, answer, tf_serving: bool = True):
+        """Runs `answer()` and records it: status, latency, and the version and signature that answered.
+        `tf_serving`: whether TF Serving's own families count this call (its gRPC metadata and status calls
+        record nothing there; every REST call does, http_server.cc)."""
         started = time.perf_counter()
-        status, response = "UNKNOWN", None
+        status, response = "INTERNAL", None  # anything but a ServingStatus is answered INTERNAL
         try:
             response = answer()
             status = "OK"
@@ -145,7 +147,8 @@ class Answers:
             answered = getattr(response, "model_spec", None)
             self.metrics.request(spec.name, api, entrypoint, status, time.perf_counter() - started,
                                  version=answered.version.value if answered is not None else None,
-                                 signature_name=answered.signature_name if answered is not None else spec.signature_name)
+                                 signature_name=answered.signature_name if answered is not None else spec.signature_name,
+                                 tf_serving=tf_serving)
 
     def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         check_request_size(request, self.max_candidates)
@@ -208,7 +211,7 @@ def _answer_errors(api: str):
         def wrapper(self, request, context):
             try:
                 return self.answers.counted(api, "GRPC", request.model_spec,
-                                            lambda: method(self, request, context))
+                                            lambda: method(self, request, context), tf_serving=api == "Predict")
             except ServingStatus as e:
                 context.abort(e.code, e.message)
             except Exception as e:  # noqa: BLE001 - a server must answer, whatever went wrong
@@ -346,6 +349,10 @@ class ModelServer:
 
     def stop(self, grace_s: float = 1.0) -> None:
         self._stop.set()
+        for model in self.models:  # batch threads of the versions still served finish and stop
+            for servable in model.served.values():
+                if hasattr(servable, "close"):
+                    servable.close()
         if self._rest is not None:
             self._rest.stop()
         if self._grpc is not None:

@@ -1,6 +1,6 @@
 """What the serving signatures share: the input guard, the raw-feature signature (one tensor per input
 column, for callers that build no tf.Examples), and the ranking-request signature (the request's shared
-columns once, as a `context` tf.Example, beside each candidate's own columns).
+columns once, as a context tf.Example heading the candidates' own).
 
 The raw-feature signature runs the same Transform layer and model as `serving_default`; only the parsing
 step differs, so the two signatures give the same answers for the same rows (tested).
@@ -25,8 +25,8 @@ MAX_INDEXES_NAMED = 10
 SCORE_OUTPUT = "score"  # the fused ranking score every signature returns beside the task outputs
 EXAMPLES_INPUT = "examples"  # input key of `serving_default` (serialized tf.Examples)
 RAW_SIGNATURE = "raw_features"
-CONTEXT_SIGNATURE = "ranking_request"  # {context: one tf.Example, examples: [N] tf.Examples} -> per candidate
-CONTEXT_INPUT = "context"
+CONTEXT_SIGNATURE = "ranking_request"  # {examples: context row + candidates, is_context} -> one value per row
+CONTEXT_FLAG_INPUT = "is_context"
 
 
 def _per_example_shape(column: str, spec) -> List[int]:
@@ -111,18 +111,38 @@ def raw_features_signature(model, parse_spec: Mapping[str, tf.io.FixedLenFeature
 
 
 def ranking_request_signature(serve_examples):
-    """A tf.function taking `context`, one serialized tf.Example with the columns every candidate shares
-    (the user, device, hour), and `examples`, the candidates' own columns; outputs are `serve_examples`'s,
-    one value per candidate.
+    """A tf.function taking `examples`, one request's rows (its context first, then its candidates) and
+    `is_context`, true on the context rows; outputs are `serve_examples`'s, one row per input row, NaN on
+    context rows.
 
-    Each candidate is the context's bytes followed by its own: two serialized protobuf messages one after
-    the other parse as one merged message, so the merged tf.Example holds the union of the features, and a
-    column given in both takes the candidate's value (the later map entry wins). The model, the guard and
-    the fusion are serving_default's own, so answers equal serving_default's on the full rows (tested)."""
+    The context is one serialized tf.Example with the columns every candidate shares (the user, device,
+    hour); a candidate row holds only its own. Each candidate is scored as the bytes of the nearest context
+    row above it followed by its own: two serialized protobuf messages one after the other parse as one
+    merged message, so the merged tf.Example holds the union of the features, and a column given in both
+    takes the candidate's value. The model, the guard and the fusion are serving_default's own, so answers
+    equal serving_default's on the full rows (tested).
 
-    @tf.function(input_signature=[tf.TensorSpec(shape=[], dtype=tf.string, name=CONTEXT_INPUT),
-                                  tf.TensorSpec(shape=[None], dtype=tf.string, name=EXAMPLES_INPUT)])
-    def serve_ranking_request(context, examples):
-        return serve_examples(tf.strings.join([tf.fill(tf.shape(examples), context), examples]))
+    Why context rows travel in the same [N] inputs instead of a separate scalar: TF Serving's request
+    batching (--enable_batching) concatenates the requests it merges along the first dimension and refuses
+    inputs without one, or of unequal first dimensions. With a context row heading each request, a merged
+    batch of several requests is still scored right: each candidate takes the context above it."""
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name=EXAMPLES_INPUT),
+                                  tf.TensorSpec(shape=[None], dtype=tf.bool, name=CONTEXT_FLAG_INPUT)])
+    def serve_ranking_request(examples, is_context):
+        owner = tf.cumsum(tf.cast(is_context, tf.int32)) - 1  # each row's context, counted among context rows
+        candidate = tf.logical_not(is_context)
+        tf.debugging.assert_equal(tf.size(examples), tf.size(is_context),
+                                  message="examples and is_context must have one value per row")
+        tf.debugging.assert_non_negative(owner, message="the first row of a ranking request must be its context "
+                                                        "(is_context true), followed by its candidates")
+        contexts = tf.boolean_mask(examples, is_context)
+        merged = tf.strings.join([tf.gather(contexts, tf.boolean_mask(owner, candidate)),
+                                  tf.boolean_mask(examples, candidate)])
+        scored = serve_examples(merged)
+        rows = tf.where(candidate)
+        return {name: tf.tensor_scatter_nd_update(tf.fill(tf.shape(examples), tf.constant(float("nan"), value.dtype)),
+                                                  rows, value)
+                for name, value in scored.items()}
 
     return serve_ranking_request

@@ -41,8 +41,8 @@ def warmup_requests(cfg: config_lib.Config, model_name: str, signature_names: Se
             if signature == RAW_SIGNATURE:
                 for column, values in candidates.to_raw_columns(cfg, rows).items():
                     request.inputs[column].CopyFrom(tf.make_tensor_proto(values))
-            elif signature == CONTEXT_SIGNATURE:
-                for name, values in candidates.to_ranking_request(cfg, rows[0], rows).items():
+            elif signature == CONTEXT_SIGNATURE:  # an empty context: every column is the candidates' own
+                for name, values in candidates.to_ranking_request(cfg, {}, rows).items():
                     request.inputs[name].CopyFrom(tf.make_tensor_proto(values))
             else:
                 request.inputs[EXAMPLES_INPUT].CopyFrom(

@@ -54,17 +54,39 @@ def concurrently(fn, args):
     return started
 
 
+def occupy(batcher, model):
+    """Sends one request and waits until the only batch thread is inside the model with it (held at
+    `gate`), so the requests sent next queue up together whatever the machine's speed."""
+    first = concurrently(lambda x: batcher.submit({"x": x}), [np.zeros(1, dtype=np.float32)])
+    deadline = time.monotonic() + 30
+    while not model.calls and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert model.calls, "the batch thread never started"
+    return first[0]
+
+
+def wait_queued(batcher, tasks):
+    deadline = time.monotonic() + 30
+    while sum(len(b.tasks) for b in batcher._queue) < tasks and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
 def test_concurrent_requests_share_model_runs_and_each_gets_its_own_rows():
-    model = Model(delay_s=0.02)
+    gate = threading.Event()
+    model = Model(gate=gate)
     batcher = Batcher(model, BatchingConfig(max_batch_size=1000, batch_timeout_micros=20_000, num_batch_threads=1))
+    blocker = occupy(batcher, model)
     requests = [np.arange(10, dtype=np.float32) + 100 * i for i in range(16)]
-    answers = [f.result(timeout=30) for f in concurrently(lambda x: batcher.submit({"x": x}), requests)]
+    results = concurrently(lambda x: batcher.submit({"x": x}), requests)
+    wait_queued(batcher, 16)
+    gate.set()
+    answers = [f.result(timeout=30) for f in results]
+    blocker.result(timeout=30)
     batcher.close()
     for x, answer in zip(requests, answers):
         np.testing.assert_array_equal(answer["y"], x * 2.0 + 1.0)
         np.testing.assert_array_equal(answer["z"], -x)
-    assert sum(model.calls) == 160 and len(model.calls) <= 4, model.calls  # 16 requests, at most 4 runs
-    assert max(model.calls) <= 1000
+    assert model.calls == [1, 160]  # the 16 requests that queued while the model was busy: one run
 
 
 def test_a_merged_run_never_exceeds_the_batch_size():
@@ -94,7 +116,7 @@ def test_tf_servings_refusals_a_request_over_max_batch_size_and_a_full_queue():
     while not model.calls and time.monotonic() < deadline:  # the only thread is busy with the first batch
         time.sleep(0.005)
     waiting = concurrently(lambda x: batcher.submit({"x": x}), [np.ones(10, dtype=np.float32)])  # fills the queue
-    time.sleep(0.05)
+    wait_queued(batcher, 1)
     with pytest.raises(ServingStatus) as e:
         batcher.submit({"x": np.ones(10, dtype=np.float32)})
     assert e.value.code == grpc.StatusCode.UNAVAILABLE and "queue" in e.value.message
@@ -113,18 +135,33 @@ def test_large_batch_splitting_runs_a_big_request_alone():
 
 
 def test_one_bad_request_in_a_merged_batch_fails_alone():
-    model = Model(delay_s=0.02)
+    gate = threading.Event()
+    model = Model(gate=gate)
     batcher = Batcher(model, BatchingConfig(max_batch_size=1000, batch_timeout_micros=30_000, num_batch_threads=1))
+    blocker = occupy(batcher, model)
     requests = [np.arange(5, dtype=np.float32) + i for i in range(8)]
     requests[3] = requests[3].copy()
     requests[3][2] = np.nan
     results = concurrently(lambda x: batcher.submit({"x": x}), requests)
+    wait_queued(batcher, 8)
+    gate.set()
     for i, result in enumerate(results):
         if i == 3:
             with pytest.raises(ServingStatus, match="cannot be scored at \\[2\\]"):
                 result.result(timeout=30)
         else:
             np.testing.assert_array_equal(result.result(timeout=30)["y"], requests[i] * 2 + 1)
+    blocker.result(timeout=30)
+    batcher.close()
+    assert model.calls[:2] == [1, 40] and sorted(model.calls[2:]) == [5] * 8  # merged, failed, each re-run alone
+
+
+def test_inputs_tf_servings_batching_cannot_concatenate_are_refused_as_there():
+    batcher = Batcher(Model(), BatchingConfig())
+    for inputs, message in [({"x": np.float32(1.0)}, "at least one dimension"),
+                            ({"x": np.zeros(3, np.float32), "w": np.zeros(2, np.float32)}, "equal 0th-dimension")]:
+        with pytest.raises(ServingStatus, match=message):
+            batcher.submit(inputs)
     batcher.close()
 
 
@@ -148,7 +185,7 @@ def test_the_server_with_batching_answers_concurrent_grpc_and_rest_requests_exac
     publish(build, tmp_path / "serving" / "ranker", 1)
     server = ModelServer([ModelConfig("ranker", str(tmp_path / "serving" / "ranker"), VersionPolicy("latest", 1))],
                          port=portpicker.pick_unused_port(), rest_port=0, poll_seconds=0.1,
-                         batching=BatchingConfig(max_batch_size=1000, batch_timeout_micros=30_000,
+                         batching=BatchingConfig(max_batch_size=1000, batch_timeout_micros=200_000,
                                                  num_batch_threads=1)).start(wait_for_models_s=30)
     try:
         requests = [sample_rows(cfg, 20, seed=s) for s in range(12)]

@@ -176,9 +176,9 @@ def test_a_ranking_request_sends_the_context_once_and_answers_as_serving_default
     for name, values in expected.items():
         np.testing.assert_allclose(prediction.outputs[name], values, rtol=0, atol=1e-6, err_msg=name)
     inputs = candidates.to_ranking_request(cfg, context, own)
-    assert inputs["context"].shape == () and len(inputs["examples"]) == 200
+    assert len(inputs["examples"]) == 201 and inputs["is_context"].tolist() == [True] + [False] * 200
     repeated = sum(map(len, candidates.to_serialized_examples(cfg, whole)))
-    assert len(inputs["context"].item()) + sum(map(len, inputs["examples"])) < repeated  # fewer bytes on the wire
+    assert sum(map(len, inputs["examples"])) < repeated  # fewer bytes on the wire
 
     path = tmp_path / "request.json"
     path.write_text(json.dumps({"context": context, "candidates": own[:12]}))
@@ -188,12 +188,24 @@ def test_a_ranking_request_sends_the_context_once_and_answers_as_serving_default
     assert [r["row"] for r in ranked] == list(np.argsort(-expected["score"][:12], kind="stable"))
     with pytest.raises(candidates.CandidateError, match="missing input column"):  # refused before sending
         candidates.to_ranking_request(cfg, {}, own)
+    partial = candidates.to_ranking_request(cfg, context, own)
     with ServingClient(server.target, MODEL, retries=0) as client:  # and by the server, from any client
-        partial = candidates.to_ranking_request(cfg, context, own)
         with pytest.raises(ServingError) as e:
-            client.predict({"context": np.array(b"", dtype=object), "examples": partial["examples"]},
-                           signature_name=CONTEXT_SIGNATURE)
-    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "is required but could not be found" in str(e.value)
+            client.predict({"examples": partial["examples"][1:], "is_context": partial["is_context"][1:]},
+                           signature_name=CONTEXT_SIGNATURE)  # no context row
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "must be its context" in str(e.value)
+        headless = np.array([b""] + list(partial["examples"][1:]), dtype=object)
+        with pytest.raises(ServingError) as e:
+            client.predict({"examples": headless, "is_context": partial["is_context"]}, signature_name=CONTEXT_SIGNATURE)
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "is required but could not be found" in str(e.value)
+        # Two requests in one call, as TF Serving's batching concatenates them: each candidate takes its own context.
+        other_context, other_own, other_whole = one_user(cfg, sample_rows(cfg, 7, seed=12))
+        second = candidates.to_ranking_request(cfg, other_context, other_own)
+        both = client.predict({k: np.concatenate([partial[k], second[k]]) for k in partial},
+                              signature_name=CONTEXT_SIGNATURE).outputs
+    assert np.isnan(both["score"][0]) and np.isnan(both["score"][201])
+    np.testing.assert_allclose(both["score"][1:201], expected["score"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(both["score"][202:], in_process(build, cfg, other_whole)["score"], rtol=0, atol=1e-6)
 
 
 @pytest.mark.slow

@@ -65,11 +65,10 @@ def test_models_config_keeps_two_versions_and_promotion_sets_stable_and_canary(c
         (root / cfg.serving.model_name / str(version)).mkdir(parents=True)
         (root / cfg.serving.model_name / str(version) / "saved_model.pb").write_bytes(b"")
     (root / cfg.serving.model_name / "1795499610").mkdir()  # a version still being copied: no saved_model.pb
-    live = tmp_path / "models.config"
-    common = ["--model-config-file", str(DEPLOY / "models.config"), "--model-base-path", str(root)]
-    assert mtrank_cli.main(["promote", "stable", "--version", "1795326810", "--out", str(live), *common]) == 0
-    common[1] = str(live)
-    assert mtrank_cli.main(["promote", "canary", *common]) == 0  # the newest complete version
+    live = root / "models.config"  # beside the versions: what `mtrank serve` and TF Serving are pointed at
+    common = ["--model-base-path", str(root)]
+    assert mtrank_cli.main(["promote", "stable", "--version", "1795326810", *common]) == 0  # from the template
+    assert mtrank_cli.main(["promote", "canary", *common]) == 0  # from the live file: the newest complete version
     assert "canary -> version 1795413210" in capsys.readouterr().out
     assert mtrank_cli.main(["promote", "canary", "--version", "1795499610", *common]) == 2
     assert "not a complete SavedModel" in capsys.readouterr().err
@@ -82,6 +81,10 @@ def test_models_config_keeps_two_versions_and_promotion_sets_stable_and_canary(c
     assert (local.policy.kind, local.policy.num_versions) == ("latest", 2)
     assert dict(local.labels) == {"stable": 1795326810, "canary": 1795413210}
     assert local.base_path == f"/tmp/x/{cfg.serving.model_name}"
+    # A version the policy no longer keeps loaded (two newer ones exist) cannot be promoted.
+    (root / cfg.serving.model_name / "1795499610" / "saved_model.pb").write_bytes(b"")
+    assert mtrank_cli.main(["promote", "stable", "--version", "1795326810", *common]) == 2
+    assert "not among the 2 newest versions" in capsys.readouterr().err
 
 
 def test_batching_parameters_suit_requests_of_a_thousand_candidates(cfg, container):

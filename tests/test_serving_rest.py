@@ -111,18 +111,20 @@ def test_predict_in_both_formats_equals_the_saved_model(cfg, rest):
 
 
 def test_a_ranking_request_over_rest_sends_the_user_once(cfg, rest):
-    """The ranking_request signature in TF Serving's columnar format: the context is one {"b64"} value."""
+    """The ranking_request signature in TF Serving's row format: the context is the first row."""
     server, builds = rest
     rows = sample_rows(cfg, 30, seed=4)
     shared = cfg.input_columns[:2]
     context = {c: rows[0][c] for c in shared}
     inputs = candidates.to_ranking_request(cfg, context, [{k: v for k, v in r.items() if k not in shared} for r in rows])
     body = {"signature_name": CONTEXT_SIGNATURE,
-            "inputs": {"context": {"b64": base64.b64encode(inputs["context"].item()).decode()},
-                       "examples": [{"b64": base64.b64encode(e).decode()} for e in inputs["examples"]]}}
+            "instances": [{"examples": {"b64": base64.b64encode(e).decode()}, "is_context": bool(flag)}
+                          for e, flag in zip(inputs["examples"], inputs["is_context"])]}
     status, _, answer = call(server, "POST", f"/v1/models/{MODEL}:predict", body)
     assert status == 200, answer
-    assert_outputs(answer["outputs"], in_process(builds[2], cfg, [{**r, **context} for r in rows]))
+    head, *rows_out = answer["predictions"]
+    assert all(np.isnan(v) for v in head.values())  # the context row is not a candidate: NaN
+    assert_outputs({k: [r[k] for r in rows_out] for k in head}, in_process(builds[2], cfg, [{**r, **context} for r in rows]))
 
 
 @pytest.mark.parametrize("method, path, body, http, message", [
@@ -220,6 +222,14 @@ def test_query_command_speaks_rest(cfg, rest, tmp_path, capsys):
     ranked = json.loads(capsys.readouterr().out)
     scores = in_process(builds[2], cfg, rows)["score"]
     assert ranked["version"] == 2 and [r["row"] for r in ranked["ranked"]] == list(np.argsort(-scores, kind="stable"))
+    shared = cfg.input_columns[:2]  # one user's request: the shared columns once, over REST
+    context = {c: rows[0][c] for c in shared}
+    path.write_text(json.dumps({"context": context, "candidates": [{k: v for k, v in r.items() if k not in shared}
+                                                                    for r in rows]}))
+    assert mtrank_cli.main(["query", str(path), "--rest", "--rest-port", str(server.rest_port), "--json",
+                            "--signature", CONTEXT_SIGNATURE]) == 0
+    scores = in_process(builds[2], cfg, [{**r, **context} for r in rows])["score"]
+    assert [r["row"] for r in json.loads(capsys.readouterr().out)["ranked"]] == list(np.argsort(-scores, kind="stable"))
     assert mtrank_cli.main(["query", "--status", "--rest", "--rest-port", str(server.rest_port)]) == 0
     assert "version 1: AVAILABLE" in capsys.readouterr().out
     assert mtrank_cli.main(["query", "--metadata", "--rest", "--rest-port", str(server.rest_port),

@@ -116,7 +116,7 @@ class ModelSpec:
     tower_units: List[int] = dataclasses.field(default_factory=lambda: [32])
     gate_units: List[int] = dataclasses.field(default_factory=list)  # [] = softmax layer; else a gate MLP
     task_experts: int = 1  # cgc/ple: experts owned by each task, beside the num_experts shared ones
-    levels: int = 1  # ple: extraction levels (ple with 1 level is cgc)
+    levels: Optional[int] = None  # ple: extraction levels, 2 when not given (ple with 1 level is cgc)
     loss_weighting: str = "fixed"  # fixed (tasks' loss_weight) | uncertainty (Kendall et al. 2018)
     position_bias: Optional[PositionBiasSpec] = None
     dropout: float = 0.0
@@ -134,6 +134,13 @@ class ModelSpec:
     warm_start: bool = True
     warm_start_epochs: int = 1
     seed: int = 7
+
+    @property
+    def extraction_levels(self) -> int:
+        """PLE's levels: as given, else 2 (the paper's; one level is CGC, an architecture of its own)."""
+        if self.architecture != "ple":
+            return 1
+        return self.levels if self.levels is not None else 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -395,11 +402,11 @@ def _validate_model(cfg: Config) -> None:
         raise ConfigError(f"{src}: model.tower_units and model.gate_units must be positive widths")
     if m.task_experts < 1 and m.architecture in ("cgc", "ple"):
         raise ConfigError(f"{src}: model.task_experts must be >= 1 for {m.architecture}")
-    if m.levels < 1:
+    if m.levels is not None and m.levels < 1:
         raise ConfigError(f"{src}: model.levels must be >= 1")
     if m.steps_per_execution < 1 or m.batch_size < 1:
         raise ConfigError(f"{src}: model.batch_size and model.steps_per_execution must be >= 1")
-    if m.levels > 1 and m.architecture != "ple":
+    if m.levels is not None and m.levels > 1 and m.architecture != "ple":
         raise ConfigError(f"{src}: model.levels = {m.levels} needs architecture ple (got {m.architecture!r})")
     if m.loss_weighting not in LOSS_WEIGHTINGS:
         raise ConfigError(f"{src}: model.loss_weighting {m.loss_weighting!r} is unknown; use one of {LOSS_WEIGHTINGS}")

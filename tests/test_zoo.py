@@ -126,6 +126,18 @@ def test_ple_with_one_level_builds_cgc(cfg):
         structure(_with(cfg, architecture="cgc", task_experts=2))
 
 
+def test_ple_without_levels_has_two_not_silently_cgc(cfg):
+    """`architecture: ple` alone is the paper's two-level PLE, not CGC under another name."""
+    def layer_names(model_cfg):
+        net = builder.build(model_cfg, builder.default_cardinalities(model_cfg))
+        return {layer.name for layer in net.model.layers if layer.weights}  # unnamed ops get fresh counters
+
+    default = layer_names(_with(cfg, architecture="ple", levels=None))
+    assert {"gate_shared_l0", "experts_shared_l1"} <= default  # a second level, fed by the first's shared gate
+    assert default == layer_names(_with(cfg, architecture="ple", levels=2))
+    assert "experts_shared_l1" not in layer_names(_with(cfg, architecture="ple", levels=1))
+
+
 def test_uncertainty_log_variances_are_trainable_and_move(cfg):
     ucfg = _with(cfg, loss_weighting="uncertainty")
     with pytest.raises(ValueError, match="uncertainty"):

@@ -88,9 +88,10 @@ def _extraction_level(m: config_lib.ModelSpec, tasks: Sequence[str], task_inputs
 def ple(m: config_lib.ModelSpec, tasks: Sequence[str], shared: tf.Tensor) -> BottomOutput:
     task_inputs = {t: shared for t in tasks}
     shared_input = shared
-    for level in range(m.levels):
+    levels = m.extraction_levels
+    for level in range(levels):
         task_inputs, gates, labels, shared_input = _extraction_level(
-            m, tasks, task_inputs, shared_input, level, last=level == m.levels - 1)
+            m, tasks, task_inputs, shared_input, level, last=level == levels - 1)
     return BottomOutput(task_inputs, gates, labels)
 
 

@@ -56,6 +56,22 @@ def test_experts_start_different(net):
         assert not np.allclose(kernel[:, 0, :], kernel[:, i, :])
 
 
+def test_every_weight_starts_from_its_own_draw_and_repeatably(cfg, net):
+    """Seeds follow weights' names (layers.weight_seed): equal-width embedding tables (user_segment and
+    category, 8 wide) used to start identical row by row, as every table took `model.seed`."""
+    tables = {w.name.split("/")[0]: w.numpy() for w in net.model.weights if w.name.startswith("embed_")}
+    segment, category = tables["embed_user_segment"], tables["embed_category"]
+    assert segment.shape[1] == category.shape[1] and not np.allclose(segment[:3], category[:3])
+    drawn = [w.numpy() for w in net.model.weights if w.numpy().size > 1 and np.std(w.numpy()) > 0]
+    for i, a in enumerate(drawn):
+        for b in drawn[i + 1:]:
+            if a.shape == b.shape:
+                assert not np.allclose(a, b)
+    again = builder.build(cfg, builder.default_cardinalities(cfg))  # a second build in the same process
+    for a, b in zip(net.model.weights, again.model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
+
+
 def test_trains_a_step_and_loss_goes_down(cfg):
     small = cfg.replace(model=dataclasses.replace(cfg.model, learning_rate=0.01))
     net = builder.build(small, builder.default_cardinalities(small))

@@ -49,7 +49,7 @@ def shared_bottom(m: config_lib.ModelSpec, tasks: Sequence[str], shared: tf.Tens
 
 def omoe(m: config_lib.ModelSpec, tasks: Sequence[str], shared: tf.Tensor) -> BottomOutput:
     experts = _experts(m, m.num_experts, m.seed, "experts")(shared)
-    gate = layers.Gate(m.num_experts, m.gate_units, seed=m.seed + 101, name="gate")(shared)
+    gate = layers.Gate(m.num_experts, m.gate_units, seed=m.seed, name="gate")(shared)
     rep = layers.mix(experts, gate)
     labels = [f"shared_{i}" for i in range(m.num_experts)]
     return BottomOutput({t: rep for t in tasks}, {t: gate for t in tasks}, {t: labels for t in tasks})
@@ -58,28 +58,25 @@ def omoe(m: config_lib.ModelSpec, tasks: Sequence[str], shared: tf.Tensor) -> Bo
 def mmoe(m: config_lib.ModelSpec, tasks: Sequence[str], shared: tf.Tensor) -> BottomOutput:
     experts = _experts(m, m.num_experts, m.seed, "experts")(shared)
     labels = [f"shared_{i}" for i in range(m.num_experts)]
-    gates = {t: layers.Gate(m.num_experts, m.gate_units, seed=m.seed + 101 + i, name=f"gate_{t}")(shared)
-             for i, t in enumerate(tasks)}
+    gates = {t: layers.Gate(m.num_experts, m.gate_units, seed=m.seed, name=f"gate_{t}")(shared) for t in tasks}
     return BottomOutput({t: layers.mix(experts, gates[t]) for t in tasks}, gates, {t: labels for t in tasks})
 
 
 def _extraction_level(m: config_lib.ModelSpec, tasks: Sequence[str], task_inputs: Dict[str, tf.Tensor],
                       shared_input: tf.Tensor, level: int, last: bool):
     """One CGC level. Returns (task outputs, task gates, expert labels, next level's shared input or None)."""
-    base = m.seed + 1000 * level
-    shared_experts = _experts(m, m.num_experts, base, f"experts_shared_l{level}")(shared_input)
-    own = {t: _experts(m, m.task_experts, base + 100 * (k + 1), f"experts_{t}_l{level}")(task_inputs[t])
-           for k, t in enumerate(tasks)}
+    shared_experts = _experts(m, m.num_experts, m.seed, f"experts_shared_l{level}")(shared_input)
+    own = {t: _experts(m, m.task_experts, m.seed, f"experts_{t}_l{level}")(task_inputs[t]) for t in tasks}
     shared_labels = [f"shared_{i}" for i in range(m.num_experts)]
     outputs, gates, labels = {}, {}, {}
-    for k, t in enumerate(tasks):
-        gates[t] = layers.Gate(m.task_experts + m.num_experts, m.gate_units, seed=base + 101 + k,
+    for t in tasks:
+        gates[t] = layers.Gate(m.task_experts + m.num_experts, m.gate_units, seed=m.seed,
                                name=f"gate_{t}_l{level}")(task_inputs[t])
         outputs[t] = layers.mix(layers.pool([own[t], shared_experts]), gates[t])
         labels[t] = [f"{t}_{i}" for i in range(m.task_experts)] + shared_labels
     next_shared = None
     if not last:  # PLE: the shared experts of the next level read a mix of every expert of this one
-        shared_gate = layers.Gate(len(tasks) * m.task_experts + m.num_experts, m.gate_units, seed=base + 99,
+        shared_gate = layers.Gate(len(tasks) * m.task_experts + m.num_experts, m.gate_units, seed=m.seed,
                                   name=f"gate_shared_l{level}")(shared_input)
         next_shared = layers.mix(layers.pool([own[t] for t in tasks] + [shared_experts]), shared_gate)
     return outputs, gates, labels, next_shared

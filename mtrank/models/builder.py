@@ -78,7 +78,7 @@ def _with_position_bias(cfg: config_lib.Config, logits: Dict[str, tf.Tensor]):
     """Training-only: the position input, and the logits with the bias tower's logit added to one task."""
     pb = cfg.model.position_bias
     position = keras.Input(shape=(), name=pb.transformed_name, dtype=tf.int64)
-    bias = layers.PositionTower(pb.num_buckets, pb.embedding_dim, pb.units, seed=cfg.model.seed + 777,
+    bias = layers.PositionTower(pb.num_buckets, pb.embedding_dim, pb.units, seed=cfg.model.seed,
                                 name="position_tower")(position)
     biased = dict(logits)
     biased[pb.task] = keras.layers.Add(name=f"{pb.task}_logit_with_position")([logits[pb.task], bias])
@@ -98,9 +98,9 @@ def build(cfg: config_lib.Config, cardinalities: Dict[str, int]) -> MultiTaskMod
     bottom = ARCHITECTURES[m.architecture](m, task_names, shared)
 
     logits = {
-        t.name: layers.Tower(m.tower_units, dropout=m.dropout, seed=m.seed + 13 * i,
+        t.name: layers.Tower(m.tower_units, dropout=m.dropout, seed=m.seed,
                              name=f"tower_{t.name}")(bottom.reps[t.name])
-        for i, t in enumerate(cfg.tasks)
+        for t in cfg.tasks
     }
     model = keras.Model(inputs=inputs, outputs=heads(cfg, logits), name=f"{m.architecture}_ranker")
     if m.position_bias is not None:

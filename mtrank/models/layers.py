@@ -7,6 +7,7 @@ than a Python list of Dense layers: the same maths, one kernel launch per layer 
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Dict, List, Sequence
 
 import mtrank  # noqa: F401
@@ -14,6 +15,13 @@ import tensorflow as tf
 import tf_keras as keras
 
 from mtrank import config as config_lib
+
+
+def weight_seed(base: int, name: str) -> int:
+    """The initial-value seed of one weight: the configured `model.seed` and the weight's own name. Every
+    weight draws from its own stream (two embedding tables of one width no longer start identical row by
+    row, as they did when every table used `model.seed`), and adding a layer moves no other weight's."""
+    return (base * 1_000_003 + zlib.crc32(name.encode("utf-8"))) % (2 ** 31 - 1)
 
 
 def _uniform(fan_in: int, fan_out: int, seed: int) -> keras.initializers.Initializer:
@@ -41,7 +49,8 @@ class Experts(keras.layers.Layer):
         for i, units in enumerate(self.units):
             shape = (fan_in, self.num_experts, units) if i == 0 else (self.num_experts, fan_in, units)
             self.kernels.append(self.add_weight(
-                name=f"kernel_{i}", shape=shape, initializer=_uniform(fan_in, units, self.seed + i),
+                name=f"kernel_{i}", shape=shape,
+                initializer=_uniform(fan_in, units, weight_seed(self.seed, f"{self.name}/kernel_{i}")),
                 regularizer=reg))
             self.biases.append(self.add_weight(name=f"bias_{i}", shape=(self.num_experts, units),
                                                initializer="zeros"))
@@ -73,10 +82,11 @@ class Gate(keras.layers.Layer):
         self.num_experts = num_experts
         self.units = list(units)
         self.seed = seed
-        self.hidden = [keras.layers.Dense(u, activation="relu",
-                                          kernel_initializer=keras.initializers.GlorotUniform(seed + 50 + i))
+        self.hidden = [keras.layers.Dense(u, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(
+                           weight_seed(seed, f"{self.name}/hidden_{i}")))
                        for i, u in enumerate(self.units)]
-        self.dense = keras.layers.Dense(num_experts, kernel_initializer=keras.initializers.GlorotUniform(seed))
+        self.dense = keras.layers.Dense(num_experts, kernel_initializer=keras.initializers.GlorotUniform(
+            weight_seed(seed, f"{self.name}/logits")))
 
     def call(self, x):
         for layer in self.hidden:
@@ -125,8 +135,9 @@ class PositionTower(keras.layers.Layer):
         self.units = list(units)
         self.seed = seed
         self.embed = keras.layers.Embedding(num_buckets + 1, embedding_dim,
-                                            embeddings_initializer=keras.initializers.RandomUniform(-EMB_INIT, EMB_INIT, seed))
-        self.tower = Tower(self.units, seed=seed + 1)
+                                            embeddings_initializer=keras.initializers.RandomUniform(
+                                                -EMB_INIT, EMB_INIT, weight_seed(seed, f"{self.name}/embedding")))
+        self.tower = Tower(self.units, seed=seed, name=f"{self.name}_tower")  # named: seeds follow names
 
     def call(self, position):
         bucket = tf.clip_by_value(tf.cast(position, tf.int64), 0, self.num_buckets)  # deeper positions share one
@@ -170,10 +181,12 @@ class Tower(keras.layers.Layer):
         self.units = list(units)
         self.dropout = dropout
         self.seed = seed
-        self.hidden = [keras.layers.Dense(u, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(seed + i))
+        self.hidden = [keras.layers.Dense(u, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(
+                           weight_seed(seed, f"{self.name}/hidden_{i}")))
                        for i, u in enumerate(self.units)]
-        self.drop = keras.layers.Dropout(dropout, seed=seed) if dropout else None
-        self.logit = keras.layers.Dense(1, kernel_initializer=keras.initializers.GlorotUniform(seed + 99))
+        self.drop = keras.layers.Dropout(dropout, seed=weight_seed(seed, f"{self.name}/dropout")) if dropout else None
+        self.logit = keras.layers.Dense(1, kernel_initializer=keras.initializers.GlorotUniform(
+            weight_seed(seed, f"{self.name}/logit")))
 
     def call(self, x, training=None):
         for layer in self.hidden:
@@ -206,7 +219,8 @@ def embed_inputs(cfg: config_lib.Config, inputs: Dict[str, tf.Tensor],
         x = inputs[f.transformed_name]
         if f.is_embedded:
             emb = keras.layers.Embedding(cardinalities[f.name], f.embedding_dim, name=f"embed_{f.name}",
-                                         embeddings_initializer=keras.initializers.RandomUniform(-EMB_INIT, EMB_INIT, cfg.model.seed))
+                                         embeddings_initializer=keras.initializers.RandomUniform(
+                                             -EMB_INIT, EMB_INIT, weight_seed(cfg.model.seed, f"embed_{f.name}")))
             parts.append(emb(x))
         else:
             parts.append(tf.expand_dims(x, -1))

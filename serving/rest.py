@@ -23,7 +23,6 @@ from typing import Optional
 
 import grpc
 import numpy as np
-import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2, predict_pb2
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -159,9 +158,8 @@ class RestApi:
         predict.model_spec.signature_name = signature_name
         for key, proto in inputs.items():
             predict.inputs[key].CopyFrom(proto)
-        response = self.answers.predict(predict)
-        outputs = {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
-        return _PredictResponse(response.model_spec, rest_json.response_body(outputs, form))
+        model_spec, outputs = self.answers.predict_arrays(predict)
+        return _PredictResponse(model_spec, rest_json.response_body(outputs, form))
 
 
 class _PredictResponse(Response):

@@ -156,6 +156,12 @@ class Servable:
 
     def run(self, signature_name: str, inputs: Mapping, output_filter: Iterable[str] = ()) -> Dict[str, object]:
         """Runs one request; returns output name -> TensorProto, only the filtered outputs when a filter is given."""
+        return {name: tf.make_tensor_proto(value)
+                for name, value in self.run_arrays(signature_name, inputs, output_filter).items()}
+
+    def run_arrays(self, signature_name: str, inputs: Mapping,
+                   output_filter: Iterable[str] = ()) -> Dict[str, np.ndarray]:
+        """`run` with the outputs as numpy arrays (REST writes JSON from them: no TensorProto in between)."""
         signature_name, fn = self.signature(signature_name)
         output_names = list(fn.structured_outputs)
         wanted = list(dict.fromkeys(output_filter)) or output_names
@@ -167,7 +173,7 @@ class Servable:
         arrays = self._tensors(signature_name, fn, inputs)
         batcher = self.batchers.get(signature_name)
         outputs = batcher.submit(arrays) if batcher else self._execute(signature_name, fn, arrays)
-        return {name: tf.make_tensor_proto(outputs[name]) for name in wanted}
+        return {name: outputs[name] for name in wanted}
 
 
 def load_servable(model_name: str, version: int, path: str) -> Servable:

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence
 
 import grpc
 import mtrank  # noqa: F401
+import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_pb2,
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
@@ -151,19 +152,23 @@ class Answers:
                                  tf_serving=tf_serving)
 
     def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        model_spec, outputs = self.predict_arrays(request)
+        response = predict_pb2.PredictResponse(model_spec=model_spec)
+        for name, value in outputs.items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+    def predict_arrays(self, request: predict_pb2.PredictRequest):
+        """(the answering ModelSpec, output name -> numpy array): Predict before its answer is serialized."""
         check_request_size(request, self.max_candidates)
         servable = self.models.servable(request.model_spec)
         signature_name, _ = servable.signature(request.model_spec.signature_name)
         started = time.perf_counter()
-        outputs = servable.run(signature_name, request.inputs, request.output_filter)
+        outputs = servable.run_arrays(signature_name, request.inputs, request.output_filter)
         self.metrics.runtime(servable.model_name, "Predict", time.perf_counter() - started)
-        response = predict_pb2.PredictResponse()
-        response.model_spec.name = servable.model_name
-        response.model_spec.version.value = servable.version
-        response.model_spec.signature_name = signature_name
-        for name, proto in outputs.items():
-            response.outputs[name].CopyFrom(proto)
-        return response
+        model_spec = model_pb2.ModelSpec(name=servable.model_name, signature_name=signature_name)
+        model_spec.version.value = servable.version
+        return model_spec, outputs
 
     def metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest):
         fields = list(request.metadata_field)

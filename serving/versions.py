@@ -101,7 +101,7 @@ def warm_up(servable: Servable) -> int:
     """Replays the version's warm-up requests (TF Serving does this before a version takes traffic)."""
     count = 0
     for request in warmup.read_warmup_requests(servable.path):
-        servable.run(request.model_spec.signature_name, request.inputs, request.output_filter)
+        servable.run_arrays(request.model_spec.signature_name, request.inputs, request.output_filter)
         count += 1
     return count
 

@@ -20,7 +20,7 @@ help:
 	@echo "make demo      simulate impressions, run the whole local pipeline, print per-task results"
 	@echo "make test      run the test suite (installs first when needed)"
 	@echo "make test-fast the unit tests only (no end-to-end pipeline runs)"
-	@echo "make bench     the benchmark suite (~40 min on 2 cores): bench/results/*.json and SUMMARY.md"
+	@echo "make bench     the benchmark suite (~1 hour on 2 cores): bench/results/*.json and SUMMARY.md"
 
 install: $(STAMP)
 
@@ -58,6 +58,8 @@ bench: install
 		--model-dir $$(ls -d $(BENCH_WORK)/scaling/rows-150000/serving/ranker/[0-9]* | tail -1)
 	$(BIN)/python bench/evaluator_throughput.py --workspace $(BENCH_WORK)/scaling/rows-150000
 	$(BIN)/python bench/gate_noise.py --workspace $(BENCH_WORK)/scaling/rows-150000
+	$(BIN)/python bench/id_features.py --cache $(BENCH_WORK)/id_features
+	$(BIN)/python bench/warm_chain.py
 	$(BIN)/python bench/summary.py
 
 clean:

@@ -37,6 +37,15 @@ def write(name: str, results: Dict, markdown: str, out: Path = RESULTS) -> None:
     print(f"\n{markdown}\nwritten to {out}/{name}.json and {name}.md", flush=True)
 
 
+def save_figure(fig, path: Path) -> None:
+    """A matplotlib figure as the PNG beside a benchmark's markdown."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 class TFXIOAccessor:
     """The part of TFX's DataAccessor that `components.trainer` uses (`tf_dataset_factory`), over the same
     TFXIO reader, for benchmarks that call the Trainer's code without a TFX Trainer component."""

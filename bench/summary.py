@@ -1,4 +1,6 @@
-"""Gathers every benchmark's markdown under bench/results/ into bench/results/SUMMARY.md (what `make bench` ends with)."""
+"""Gathers every benchmark's markdown under bench/results/ into bench/results/SUMMARY.md (what `make bench` ends with),
+and writes its headline table into README.md between the `bench:headline` markers: the README's figures come
+from bench/results, never typed by hand (tests/test_readme_figures.py fails when they drift)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,13 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+README = Path(__file__).resolve().parent.parent / "README.md"
+BEGIN, END = "<!-- bench:headline (written by bench/summary.py from bench/results) -->", "<!-- /bench:headline -->"
 SUITE = [("trainer_throughput", "Trainer throughput"), ("pipeline_scaling", "Pipeline scaling"),
          ("simulator", "Simulator"), ("serving_latency", "Serving latency"),
          ("serving_batching", "Serving under concurrency"),
-         ("evaluator_throughput", "Evaluator throughput"), ("gate_noise", "The gate's false-rejection rate")]
+         ("evaluator_throughput", "Evaluator throughput"), ("gate_noise", "The gate's false-rejection rate"),
+         ("id_features", "Id features: what each lever buys"), ("warm_chain", "Daily warm starts: by value, by position, cold")]
 
 
 def _load(name: str):
@@ -69,6 +74,23 @@ def headline() -> str:
                     f"configured thresholds | point rule {point['refused']} of {point['judgments']}, significant "
                     f"{significant['refused']} of {significant['judgments']} | {point['rate']:.0%} vs "
                     f"{significant['rate']:.0%} |")
+    i = _load("id_features")
+    if i and "ids" in i["runs"] and "no ids" in i["runs"]:
+        ids, none = i["runs"]["ids"]["auc"], i["runs"]["no ids"]["auc"]
+        s = i["setup"]
+        rows.append(f"| Ids: user and item embeddings vs none | {s['train_days']} x {s['rows']:,} simulated rows, next day "
+                    f"| click AUC {ids['click']:.4f} vs {none['click']:.4f}, purchase {ids['purchase']:.4f} vs "
+                    f"{none['purchase']:.4f} | {ids['click'] - none['click']:+.4f} / {ids['purchase'] - none['purchase']:+.4f} |")
+    w = _load("warm_chain")
+    if w:
+        def mean(chain, task):
+            days = w["chains"][chain][1:]
+            return sum(d["auc"][task] for d in days) / len(days)
+        rows.append(f"| Warm start: rows by value vs by position | {w['setup']['days']} days x {w['setup']['rows']:,} "
+                    f"rows, mean next-day AUC of the warm days | click {mean('by value', 'click'):.4f} vs "
+                    f"{mean('by position', 'click'):.4f}, purchase {mean('by value', 'purchase'):.4f} vs "
+                    f"{mean('by position', 'purchase'):.4f} | {mean('by value', 'click') - mean('by position', 'click'):+.4f} "
+                    f"/ {mean('by value', 'purchase') - mean('by position', 'purchase'):+.4f} |")
     g = _load("serving_latency")
     if g:
         for case in g["cases"]:
@@ -80,6 +102,19 @@ def headline() -> str:
                             f"{case['rest']['p50_ms']:.2f} vs {case['grpc']['p50_ms']:.2f} ms "
                             f"| p50 {case['ratio']['rest_p50']:.2f}x |")
     return "\n".join(rows) + "\n"
+
+
+def readme_block(text: str) -> str:
+    """The README's headline table, between the markers."""
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{README}: the markers {BEGIN!r} and {END!r} are missing")
+    return text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip("\n") + "\n"
+
+
+def write_readme(table: str, path: Path = README) -> None:
+    text = path.read_text()
+    readme_block(text)  # the markers are there
+    path.write_text(text[:text.index(BEGIN) + len(BEGIN)] + "\n" + table + text[text.index(END):])
 
 
 def main() -> int:
@@ -95,6 +130,7 @@ def main() -> int:
         where = f"{machine.get('cpus', '?')} CPUs, load at start {machine.get('load_average_at_start', '?')}"
         parts += [f"## {title}", "", f"_{where}; details in `{name}.json`_", "", md.read_text().strip(), ""]
     (RESULTS / "SUMMARY.md").write_text("\n".join(parts) + "\n")
+    write_readme(headline())
     print(f"written to {RESULTS / 'SUMMARY.md'}")
     return 0
 

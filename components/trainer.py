@@ -34,7 +34,7 @@ from components.preprocessing import CONFIG_KEY
 from mtrank import config as config_lib
 from mtrank import fusion as fusion_lib
 from mtrank import ranking
-from mtrank.models import builder, diagnostics
+from mtrank.models import builder, diagnostics, layers
 from serving import signatures as serving_signatures_lib, warmup
 
 SERVING_SIGNATURE = "serving_default"
@@ -51,6 +51,13 @@ def cardinalities(cfg: config_lib.Config, tf_transform_output: tft.TFTransformOu
         elif f.is_embedded:
             sizes[f.name] = builder.cardinality(f, 0)
     return sizes
+
+
+def vocabularies(cfg: config_lib.Config, tf_transform_output: tft.TFTransformOutput) -> Dict[str, warm_start.Vocabulary]:
+    """Today's vocabulary of each embedded categorical feature, which a warm start remaps yesterday's rows to."""
+    return {f.name: warm_start.Vocabulary(layers.value_tables(f), warm_start.read_vocabulary(
+                tf_transform_output.vocabulary_file_by_name(f.name)), f.num_oov_buckets)
+            for f in cfg.features if f.kind == "categorical"}
 
 
 def split_labels(cfg: config_lib.Config, batch: Dict[str, tf.Tensor]):
@@ -230,6 +237,30 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         self._check(f"the end of epoch {epoch + 1}", logs)
 
 
+def early_stopping(cfg: config_lib.Config, held_out: bool) -> Optional[keras.callbacks.EarlyStopping]:
+    """Keras's early stopping with the best epoch's weights restored, on held-out requests of the training
+    window only: validating on the evaluated day (what the Trainer falls back to without
+    `ranking.request_column`) would tune the model on its own test, so there it stays off."""
+    m = cfg.model
+    if not m.early_stopping_patience or not held_out:
+        return None
+    return keras.callbacks.EarlyStopping(monitor=m.early_stopping_key(), patience=m.early_stopping_patience,
+                                         mode="min", restore_best_weights=True, verbose=1)
+
+
+def stopping_summary(cfg: config_lib.Config, stopping: Optional[keras.callbacks.EarlyStopping],
+                     history: Dict[str, List[float]]) -> Dict:
+    """What early stopping did, for the training summary and the run report."""
+    if stopping is None:
+        why = ("model.early_stopping_patience is 0" if not cfg.model.early_stopping_patience else
+               "no request column: the only validation data is the evaluated day, which training must not see")
+        return {"active": False, "reason": why}
+    curve = history.get(stopping.monitor) or []
+    return {"active": True, "monitor": stopping.monitor, "patience": stopping.patience,
+            "best_epoch": int(stopping.best_epoch) + 1 if curve else None,
+            "best": float(min(curve)) if curve else None, "stopped_early": bool(stopping.stopped_epoch)}
+
+
 @dataclasses.dataclass
 class TrainingData:
     train: tf.data.Dataset
@@ -336,23 +367,30 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
     train_ds, eval_ds = data.train, data.validation
 
     with strategy_scope:  # variables built and compiled here are mirrored across devices or workers
-        net = builder.build(cfg, cardinalities(cfg, tf_transform_output))
+        sizes = cardinalities(cfg, tf_transform_output)
+        net = builder.build(cfg, sizes)  # the warm start's twin below is built the same way
         trainee = compile_for_training(cfg, net)
     params = int(net.model.count_params())
     param_counts = diagnostics.parameter_counts(net.model, trainee)
     logging.info("Training %s with %d parameters for %d epoch(s): %s", cfg.model.architecture, params,
                  cfg.model.epochs, param_counts)
     cold_loss = warm_start.initial_loss(trainee, eval_ds)  # same batches before and after the restore
-    start = warm_start.restore(net.model, fn_args.base_model, enabled=cfg.model.warm_start)
+    start = warm_start.restore(net.model, fn_args.base_model, enabled=cfg.model.warm_start,
+                               vocabularies=vocabularies(cfg, tf_transform_output),
+                               build_twin=lambda old_sizes: builder.build(cfg, {**sizes, **old_sizes}).model)
     epochs = cfg.model.warm_start_epochs if start.warm else cfg.model.epochs
     loss_before_training = warm_start.initial_loss(trainee, eval_ds) if start.warm else cold_loss
     logging.info("%s start, %d epoch(s), loss before training %.4f (fresh weights: %.4f): %s",
                  "Warm" if start.warm else "Cold", epochs, loss_before_training, cold_loss, start.reason)
+    stopping = early_stopping(cfg, held_out=data.held_out is not None)
     history = trainee.fit(
         train_ds, validation_data=eval_ds, epochs=epochs, verbose=2,
         callbacks=[StopOnNonFiniteLoss(),
                    keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
-                   diagnostics.GateLogger(net.gates, eval_ds, net.experts, fn_args.model_run_dir)])
+                   diagnostics.GateLogger(net.gates, eval_ds, net.experts, fn_args.model_run_dir)]
+        + ([stopping] if stopping is not None else []))
+    stopped = stopping_summary(cfg, stopping, history.history)
+    logging.info("Early stopping: %s", stopped)
 
     bounds = serving_signatures_lib.schema_bounds(fn_args.schema_path, cfg.input_columns) if fn_args.schema_path else {}
     fusion = search_fusion(cfg, net.model, data.held_out, fn_args.model_run_dir) if data.held_out else \
@@ -367,6 +405,8 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
         "parameters": params,
         "parameter_counts": param_counts,
         "epochs": epochs,
+        "epochs_run": len(next(iter(history.history.values()), [])),
+        "early_stopping": stopped,
         "warm_start": start.as_dict(),
         "loss_before_training": loss_before_training,
         "loss_with_fresh_weights": cold_loss,

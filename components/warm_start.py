@@ -2,17 +2,27 @@
 
 The Trainer receives that model's serving directory as `fn_args.base_model`: ProductionModel's copy
 of the version being served (components/production_model.py), a folder with no model in it while
-nothing is served. A SavedModel's `variables/` folder is a
-TensorFlow checkpoint whose root is the Keras model, so the new model reads it directly. All or
-nothing: if the architecture, a vocabulary size or any shape changed, no half-restored model is
-trained; training starts cold and the reason is logged.
+nothing is served. A SavedModel's `variables/` folder is a TensorFlow checkpoint whose root is the Keras
+model, so the new model reads it directly.
+
+Rows are restored by value, not by position. tf.Transform orders a vocabulary by frequency, and the
+order changes from day to day (segments `s4 s8 s2 ...`, the next day `s8 s4 s9 ...`), so row k of
+yesterday's table is another category today. The SavedModel carries the vocabularies it was trained
+with (Transform's files, under `assets/<feature>`); where one differs from today's, the old model is
+read into a twin with yesterday's table sizes and each table is remapped by token with Keras's own
+`warmstart_embedding_matrix`: a category keeps its row wherever it now sits, a new category keeps its
+fresh row, and a category gone from today's vocabulary is dropped. Out-of-vocabulary buckets are hashed
+and keep their positions.
+
+All or nothing: if the architecture or any other shape changed, no half-restored model is trained;
+training starts cold and the reason is logged.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import mtrank  # noqa: F401
 import tensorflow as tf
@@ -25,17 +35,84 @@ class WarmStart:
     warm: bool
     source: Optional[str]
     reason: str
+    # feature -> {"kept": categories restored to their own row, "moved": of those, rows that changed
+    # position, "new": categories with a fresh row, "dropped": yesterday's categories gone today}
+    remapped: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Vocabulary:
+    """Today's vocabulary of one embedded feature, in the order Transform gave it, and its OOV buckets."""
+    layers: Tuple[str, ...]  # the model's tables with one row per value (embedding, bias), by layer name
+    tokens: List[bytes]
+    num_oov_buckets: int
+
+
+def read_vocabulary(path: str) -> List[bytes]:
+    """A tf.Transform vocabulary file: one token a line, row i of the table is line i."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read().splitlines()
+
+
+def saved_vocabulary(base_model_dir: str, feature: str) -> str:
+    """Where a SavedModel keeps the vocabulary file Transform wrote for `feature` (its asset of that name)."""
+    return os.path.join(base_model_dir, "assets", feature)
 
 
 def _snapshot(model: keras.Model):
     return [v.numpy() for v in model.weights]
 
 
-def restore(model: keras.Model, base_model_dir: Optional[str], enabled: bool = True) -> WarmStart:
-    """Loads `base_model_dir`'s weights into `model` when every weight matches; otherwise leaves it cold."""
+def _load(model: keras.Model, prefix: str) -> None:
+    status = model.load_weights(prefix)
+    status.expect_partial()  # the SavedModel also holds the Transform layer and signatures
+    status.assert_existing_objects_matched()  # every weight of the model found its value
+
+
+def _counts(old: List[bytes], new: List[bytes]) -> Dict[str, int]:
+    position = {t: i for i, t in enumerate(old)}
+    kept = [(i, position[t]) for i, t in enumerate(new) if t in position]
+    return {"kept": len(kept), "moved": sum(i != j for i, j in kept),
+            "new": len(new) - len(kept), "dropped": len(old) - len(kept)}
+
+
+def _oov(n: int) -> List[bytes]:
+    """Stand-in tokens for the hashed OOV rows after the vocabulary, which keep their positions."""
+    return [b"\x00oov-bucket-%d" % i for i in range(n)]
+
+
+def _copy_remapped(twin: keras.Model, model: keras.Model, old: Dict[str, List[bytes]],
+                   vocabularies: Dict[str, Vocabulary]) -> None:
+    """Every weight of `twin` (the old model, read with its own table sizes) into `model`; the tables of
+    the features in `old` remapped by token to today's vocabularies."""
+    tables = {model.get_layer(layer).embeddings.ref(): name for name in old for layer in vocabularies[name].layers}
+    if len(twin.weights) != len(model.weights):
+        raise ValueError(f"{len(twin.weights)} weights in the model in production, {len(model.weights)} now")
+    for source, target in zip(twin.weights, model.weights):
+        name = tables.get(target.ref())
+        if name is None:
+            if source.shape != target.shape:
+                raise ValueError(f"weight {target.name}: {source.shape} in production, {target.shape} now")
+            target.assign(source)
+            continue
+        oov = _oov(vocabularies[name].num_oov_buckets)
+        target.assign(keras.utils.warmstart_embedding_matrix(
+            base_vocabulary=old[name] + oov, new_vocabulary=vocabularies[name].tokens + oov,
+            base_embeddings=source.numpy(),
+            new_embeddings_initializer=keras.initializers.Constant(target.numpy())))  # new: the fresh row
+
+
+def restore(model: keras.Model, base_model_dir: Optional[str], enabled: bool = True,
+            vocabularies: Optional[Dict[str, Vocabulary]] = None,
+            build_twin: Optional[Callable[[Dict[str, int]], keras.Model]] = None) -> WarmStart:
+    """Loads `base_model_dir`'s weights into `model` when every weight matches; otherwise leaves it cold.
+
+    `vocabularies`: today's vocabulary per embedded categorical feature; `build_twin(sizes)`: a model of
+    this architecture with those features' tables at the given sizes, which reads the old weights when a
+    vocabulary changed (module docstring)."""
     if not enabled:
         return WarmStart(False, base_model_dir, "warm start is switched off in the configuration")
     if not base_model_dir or not tf.io.gfile.exists(os.path.join(base_model_dir, "saved_model.pb")):
@@ -43,20 +120,40 @@ def restore(model: keras.Model, base_model_dir: Optional[str], enabled: bool = T
     prefix = os.path.join(base_model_dir, "variables", "variables")
     if not tf.io.gfile.exists(prefix + ".index"):
         return WarmStart(False, base_model_dir, f"{base_model_dir} holds no variables checkpoint; cold start")
+    vocabularies = vocabularies or {}
+    old: Dict[str, List[bytes]] = {}
+    for name in vocabularies:
+        path = saved_vocabulary(base_model_dir, name)
+        if not tf.io.gfile.exists(path):
+            reason = (f"the model in production {base_model_dir} has no vocabulary for {name!r} ({path}): its "
+                      f"rows cannot be matched to today's categories; cold start")
+            logging.warning(reason)
+            return WarmStart(False, base_model_dir, reason)
+        old[name] = read_vocabulary(path)
+    changed = {name: tokens for name, tokens in old.items() if tokens != vocabularies[name].tokens}
     before = _snapshot(model)
     try:
-        status = model.load_weights(prefix)
-        status.expect_partial()  # the SavedModel also holds the Transform layer and signatures
-        status.assert_existing_objects_matched()  # every weight of the new model found its value
+        if not changed:
+            _load(model, prefix)
+        elif build_twin is None:
+            raise ValueError(f"the vocabularies of {sorted(changed)} changed and no twin model can read the old ones")
+        else:
+            twin = build_twin({name: len(tokens) + vocabularies[name].num_oov_buckets
+                               for name, tokens in changed.items()})
+            _load(twin, prefix)
+            _copy_remapped(twin, model, changed, vocabularies)
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         for variable, value in zip(model.weights, before):  # never train a half-restored model
             variable.assign(value)
-        reason = (f"the model in production {base_model_dir} does not fit this model (architecture, vocabulary "
-                  f"or shape changed): cold start. Detail: {str(e).splitlines()[0][:300]}")
+        reason = (f"the model in production {base_model_dir} does not fit this model (architecture or "
+                  f"shape changed): cold start. Detail: {str(e).splitlines()[0][:300]}")
         logging.warning(reason)
         return WarmStart(False, base_model_dir, reason)
-    logging.info("Warm start from the model in production %s", base_model_dir)
-    return WarmStart(True, base_model_dir, "weights of the model in production")
+    remapped = {name: _counts(old[name], vocabularies[name].tokens) for name in vocabularies}
+    logging.info("Warm start from the model in production %s; rows by category: %s", base_model_dir, remapped)
+    return WarmStart(True, base_model_dir, "weights of the model in production" +
+                     (f", rows remapped by category for {', '.join(sorted(changed))}" if changed else ""),
+                     remapped)
 
 
 def initial_loss(model: keras.Model, dataset: tf.data.Dataset, batches: int = 5) -> float:

@@ -47,6 +47,15 @@ class FeatureSpec:
     num_buckets: int = 0  # bucketized: quantile buckets
     log1p: bool = False  # numeric: log1p before z-score (heavy-tailed prices, counts)
     embedding_dim: int = 8
+    # Embedded kinds: L2 on the rows each batch looks up (mean over its examples), so a value seen often is
+    # held back in proportion to how often it is seen; the same weight on its `bias` rows. 0 = none.
+    l2: float = 0.0
+    # Embedded kinds: a learned scalar per value and per task, added to that task's logit (the "wide",
+    # logistic-regression part: a user's or an item's own click and purchase propensity).
+    bias: bool = False
+    # Embedded kinds: false keeps the embedding out of the experts' shared input, so only the feature's
+    # `bias` and its `model.interactions` read it (ids in the wide and FM parts only, as in DeepFM).
+    deep: bool = True
 
     @property
     def source(self) -> str:
@@ -133,7 +142,19 @@ class ModelSpec:
     examples_in_memory: bool = True
     warm_start: bool = True
     warm_start_epochs: int = 1
+    # Early stopping on the requests held out of the training window (ranking.validation_fraction; never
+    # the evaluated day): training stops once the monitored validation loss has not improved for this many
+    # epochs, and the best epoch's weights are the ones exported. 0 = every epoch, the last one's weights.
+    early_stopping_patience: int = 0
+    early_stopping_monitor: str = "loss"  # loss (all tasks, as weighted in training) | a task's name (its own)
+    # Pairs of embedded features whose embeddings' dot product enters every task's logit (DeepFM's FM term),
+    # e.g. [[user_segment, category], [user_id, item_id]]; the two of a pair share an embedding_dim.
+    interactions: List[List[str]] = dataclasses.field(default_factory=list)
     seed: int = 7
+
+    def early_stopping_key(self) -> str:
+        """The Keras history key early stopping watches."""
+        return "val_loss" if self.early_stopping_monitor == "loss" else f"val_{self.early_stopping_monitor}_loss"
 
     @property
     def extraction_levels(self) -> int:
@@ -408,6 +429,19 @@ def _validate_model(cfg: Config) -> None:
         raise ConfigError(f"{src}: model.batch_size and model.steps_per_execution must be >= 1")
     if m.levels is not None and m.levels > 1 and m.architecture != "ple":
         raise ConfigError(f"{src}: model.levels = {m.levels} needs architecture ple (got {m.architecture!r})")
+    embedded = {f.name: f for f in cfg.features if f.is_embedded}
+    for pair in m.interactions:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or any(name not in embedded for name in pair):
+            raise ConfigError(f"{src}: model.interactions entry {pair!r} must name two embedded features "
+                              f"(id, categorical or bucketized); embedded here: {sorted(embedded)}")
+        if embedded[pair[0]].embedding_dim != embedded[pair[1]].embedding_dim:
+            raise ConfigError(f"{src}: model.interactions {pair!r}: the two features need one embedding_dim "
+                              f"(got {embedded[pair[0]].embedding_dim} and {embedded[pair[1]].embedding_dim})")
+    if m.early_stopping_patience < 0:
+        raise ConfigError(f"{src}: model.early_stopping_patience must be >= 0 (0 = off)")
+    if m.early_stopping_monitor != "loss" and m.early_stopping_monitor not in {t.name for t in cfg.tasks}:
+        raise ConfigError(f"{src}: model.early_stopping_monitor {m.early_stopping_monitor!r} is neither 'loss' nor "
+                          f"a task; use one of {['loss'] + [t.name for t in cfg.tasks]}")
     if m.loss_weighting not in LOSS_WEIGHTINGS:
         raise ConfigError(f"{src}: model.loss_weighting {m.loss_weighting!r} is unknown; use one of {LOSS_WEIGHTINGS}")
     pb = m.position_bias
@@ -421,6 +455,11 @@ def _validate_model(cfg: Config) -> None:
                               "position must feed only the bias tower")
         if pb.num_buckets < 2 or pb.embedding_dim < 1:
             raise ConfigError(f"{src}: model.position_bias needs num_buckets >= 2 and embedding_dim >= 1")
+
+
+def _interaction_pairs(cfg: Config) -> List[List[str]]:
+    pairs = cfg.model.interactions
+    return [p for p in pairs if isinstance(p, (list, tuple))]
 
 
 def validate(cfg: Config) -> None:
@@ -442,8 +481,17 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{src}: id feature {f.name!r} needs hash_buckets > 1")
         if f.kind == "bucketized" and f.num_buckets <= 1:
             raise ConfigError(f"{src}: bucketized feature {f.name!r} needs num_buckets > 1")
+        if f.l2 < 0:
+            raise ConfigError(f"{src}: feature {f.name!r} has l2 {f.l2}; use a value >= 0")
+        if not f.deep and not f.bias and not any(f.name in pair for pair in _interaction_pairs(cfg)):
+            raise ConfigError(f"{src}: feature {f.name!r} has deep: false but neither bias nor an interaction; "
+                              "nothing would read it")
+        if f.bias and not f.is_embedded:
+            raise ConfigError(f"{src}: feature {f.name!r}: bias is for embedded kinds (id, categorical, bucketized)")
         if f.kind in ("numeric", "bucketized") and f.dtype == "string":
             raise ConfigError(f"{src}: {f.kind} feature {f.name!r} must have dtype int or float")
+    if not any(f.deep for f in cfg.features):
+        raise ConfigError(f"{src}: every feature has deep: false; the experts need at least one input")
     for column in cfg.input_columns:
         dtypes = {f.dtype for f in cfg.features if f.source == column}
         if len(dtypes) > 1:

@@ -107,13 +107,22 @@ def backfill(cfg: config_lib.Config, workspace: local_runner.Workspace, start: d
     return outcomes
 
 
+def _epochs(training: dict) -> str:
+    """Epochs run, and the one exported when early stopping kept an earlier one."""
+    run = training.get("epochs_run")
+    best = (training.get("early_stopping") or {}).get("best_epoch")
+    if run is None:
+        return "-"
+    return f"{run} ({best})" if best else str(run)
+
+
 def format_days(cfg: config_lib.Config, outcomes: List[DayOutcome]) -> str:
     binary = [t.name for t in cfg.tasks if t.type == "binary"]
-    head = f"{'day':<12}{'status':<14}{'start':<7}{'train days':>11}{'seconds':>9}" + "".join(
+    head = f"{'day':<12}{'status':<14}{'start':<7}{'train days':>11}{'epochs (best)':>14}{'seconds':>9}" + "".join(
         f"{t + ' AUC':>14}" for t in binary)
     lines = [head]
     for o in outcomes:
         start = "-" if o.warm is None else "warm" if o.warm else "cold"
-        lines.append(f"{o.day.isoformat():<12}{o.status:<14}{start:<7}{o.train_days:>11}{o.seconds:>9.1f}" + "".join(
-            f"{o.result.metric(t, 'auc'):>14.4f}" for t in binary))
+        lines.append(f"{o.day.isoformat():<12}{o.status:<14}{start:<7}{o.train_days:>11}{_epochs(o.training):>14}"
+                     f"{o.seconds:>9.1f}" + "".join(f"{o.result.metric(t, 'auc'):>14.4f}" for t in binary))
     return "\n".join(lines)

@@ -231,7 +231,19 @@ def training_section(summary: dict) -> List[str]:
     if start:
         how = "warm (from the model in production)" if start.get("warm") else "cold"
         lines.append(f"Start: {how}. {start.get('reason', '')}".rstrip())
+        remapped = start.get("remapped") or {}
+        if start.get("warm") and remapped:  # rows restored by category (components/warm_start.py)
+            lines += ["", "| feature | categories restored | of them at another row | new today | gone today |",
+                      "|---|---:|---:|---:|---:|"]
+            lines += [f"| {name} | {c['kept']} | {c['moved']} | {c['new']} | {c['dropped']} |"
+                      for name, c in sorted(remapped.items())]
+            lines.append("")
     lines.append(f"Parameters: {summary.get('parameters', '?')}; epochs: {summary.get('epochs', len(next(iter(history.values()))))}.")
+    stopping = summary.get("early_stopping") or {}
+    if stopping.get("active"):
+        lines.append(f"Early stopping on {stopping['monitor']} (held-out requests of the training window): "
+                     f"{summary.get('epochs_run', '?')} epoch(s) run, the weights of epoch {stopping['best_epoch']} "
+                     f"({stopping['monitor']} {_fmt(stopping['best'])}) exported.")
     lines += ["", "| curve | first epoch | last epoch |", "|---|---|---|"]
     for name, values in sorted(history.items()):
         if values:

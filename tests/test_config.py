@@ -39,6 +39,11 @@ def _raw(cfg):
     (lambda r: r["model"].update(num_expertz=3), "unknown key"),
     (lambda r: r["evaluation"]["thresholds"].append({"task": "refund"}), "task 'refund'"),
     (lambda r: r.pop("tasks"), "missing required section 'tasks'"),
+    (lambda r: r["model"].update(interactions=[["user_segment", "price"]]), "must name two embedded features"),
+    (lambda r: r["model"].update(interactions=[["user_segment", "device"]]), "need one embedding_dim"),
+    (lambda r: r["model"].update(early_stopping_monitor="refund"), "early_stopping_monitor 'refund'"),
+    (lambda r: r["features"][4].update(bias=True), "bias is for embedded kinds"),
+    (lambda r: r["features"][0].update(deep=False), "nothing would read it"),
 ])
 def test_errors_name_the_file_and_what_is_wrong(cfg, tmp_path, mutate, message):
     raw = _raw(cfg)

@@ -92,6 +92,10 @@ def test_second_day_warm_starts_from_version_one_and_pushes_version_two(days):
     # The warm model starts where version 1 ended, far below a fresh model on the same batches.
     assert day2.training["loss_before_training"] < 0.6 * day2.training["loss_with_fresh_weights"]
     assert day2.training["epochs"] == days["cfg"].model.warm_start_epochs
+    # Every category seen on both days got its own row back, wherever today's frequency order put it.
+    remapped = day2.training["warm_start"]["remapped"]
+    assert set(remapped) == {f.name for f in days["cfg"].features if f.kind == "categorical"}
+    assert all(c["kept"] > 0 for c in remapped.values())
     assert day2.train_days == 2 and day1.train_days == 1
     assert len(days["versions"][2]) == 2
 

@@ -90,3 +90,56 @@ def test_unmatched_shared_input_sizes_do_not_matter_to_task_names(cfg):
                                  for t in cfg.tasks])
     net = builder.build(renamed, builder.default_cardinalities(renamed))
     assert "t_purchase_given_t_click" in net.model.output_names
+
+
+def test_early_stopping_exports_the_best_epoch_not_the_last(cfg):
+    """Pure-noise labels on few rows: the network memorises them, the held-out loss rises after its best
+    epoch, and what training leaves in the model is that best epoch's weights."""
+    from components import trainer
+
+    small = cfg.replace(model=dataclasses.replace(cfg.model, learning_rate=0.02, early_stopping_patience=2,
+                                                  steps_per_execution=1))
+    net = builder.build(small, builder.default_cardinalities(small))
+    model = trainer.compile_for_training(small, net)
+    x, y, w = _batch(small, n=512, seed=1)
+    vx, vy, vw = _batch(small, n=512, seed=2)
+    stopping = trainer.early_stopping(small, held_out=True)
+    history = model.fit(x, y, sample_weight=w, validation_data=(vx, vy, vw), batch_size=64, epochs=30,
+                        verbose=0, callbacks=[stopping]).history
+    summary = trainer.stopping_summary(small, stopping, history)
+    val = history["val_loss"]
+    assert summary["stopped_early"] and len(val) < 30 and summary["best_epoch"] < len(val)
+    assert val[-1] > min(val)  # the last epoch was worse ...
+    exported = model.evaluate(vx, vy, sample_weight=vw, verbose=0, return_dict=True)["loss"]
+    assert exported == pytest.approx(min(val), rel=1e-4)  # ... and the model holds the best one
+    assert summary["best"] == pytest.approx(min(val))
+
+
+def test_early_stopping_stays_off_without_held_out_requests(cfg):
+    from components import trainer
+
+    on = cfg.replace(model=dataclasses.replace(cfg.model, early_stopping_patience=1))
+    assert trainer.early_stopping(on, held_out=False) is None  # the evaluated day is never validated on
+    assert "evaluated day" in trainer.stopping_summary(on, None, {})["reason"]
+    assert trainer.early_stopping(on, held_out=True).monitor == "val_loss"
+    per_task = on.replace(model=dataclasses.replace(on.model, early_stopping_monitor="purchase"))
+    assert trainer.early_stopping(per_task, held_out=True).monitor == "val_purchase_loss"
+
+
+def test_a_value_bias_moves_only_its_own_rows_and_interactions_reach_the_logit(cfg):
+    wide = cfg.replace(features=[dataclasses.replace(f, bias=True) if f.name == "category" else f for f in cfg.features],
+                       model=dataclasses.replace(cfg.model, interactions=[["user_segment", "category"]]))
+    net = builder.build(wide, builder.default_cardinalities(wide))
+    x, _, _ = _batch(wide, n=256, seed=4)
+    before = net.model.predict(x, verbose=0)
+    bias = net.model.get_layer("bias_category").embeddings
+    assert not bias.numpy().any()  # zero at start: a fresh model is its deep part alone
+    value = int(x["category_xf"][0])
+    bias.assign(tf.tensor_scatter_nd_update(bias, [[value, 0]], [3.0]))  # the click bias of one category
+    after = net.model.predict(x, verbose=0)
+    mine = x["category_xf"] == value
+    assert (after["click"][mine] > before["click"][mine]).all()
+    np.testing.assert_allclose(after["click"][~mine], before["click"][~mine], rtol=1e-6)
+    dense = net.model.get_layer("interactions_click")
+    dense.kernel.assign(dense.kernel * 0.0)
+    assert not np.allclose(net.model.predict(x, verbose=0)["click"], after["click"])

@@ -1,13 +1,15 @@
 """Runs the project's preprocessing_fn through tf.Transform's Beam API on in-memory rows, as the
 Transform component does; shared by the preprocessing tests of every data set. Not a test module."""
 
+import os
 import tempfile
 from typing import Dict, List
 
+import apache_beam as beam
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_metadata.proto.v0 import schema_pb2
-from tensorflow_transform.tf_metadata import schema_utils
+from tensorflow_transform.tf_metadata import metadata_io, schema_utils
 
 from components import preprocessing
 from mtrank import config as config_lib
@@ -30,3 +32,16 @@ def transform_rows(cfg: config_lib.Config, schema: schema_pb2.Schema, rows: List
             lambda inputs: preprocessing.preprocessing_fn(inputs, {preprocessing.CONFIG_KEY: cfg.to_json()}),
             output_record_batches=False)
     return result
+
+
+def analyze_rows(cfg: config_lib.Config, schema: schema_pb2.Schema, rows: List[Dict], output_dir: str) -> tft.TFTransformOutput:
+    """Analyzes rows as the Transform component does and writes its transform graph (vocabularies
+    included) to output_dir; returns it as the Trainer reads it."""
+    spec = feature_spec(schema)
+    metadata = tft.DatasetMetadata.from_feature_spec({c: spec[c] for c in model_columns(cfg)})
+    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=tempfile.mkdtemp()):
+        transform_fn = (pipeline | beam.Create(rows), metadata) | tft_beam.AnalyzeDataset(
+            lambda inputs: preprocessing.preprocessing_fn(inputs, {preprocessing.CONFIG_KEY: cfg.to_json()}))
+        _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+    metadata_io.write_metadata(metadata, os.path.join(output_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
+    return tft.TFTransformOutput(output_dir)

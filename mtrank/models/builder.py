@@ -89,7 +89,8 @@ def build(cfg: config_lib.Config, cardinalities: Dict[str, int]) -> MultiTaskMod
     tf.random.set_seed(cfg.model.seed)
     m = cfg.model
     inputs = layers.feature_inputs(cfg)
-    shared = layers.embed_inputs(cfg, inputs, cardinalities)
+    parts = layers.embed_features(cfg, inputs, cardinalities)
+    shared = layers.shared_input(cfg, parts)
     task_names = [t.name for t in cfg.tasks]
     uncertainty = None
     if m.loss_weighting == "uncertainty":
@@ -102,6 +103,12 @@ def build(cfg: config_lib.Config, cardinalities: Dict[str, int]) -> MultiTaskMod
                              name=f"tower_{t.name}")(bottom.reps[t.name])
         for t in cfg.tasks
     }
+    # Beside the deep part, terms added straight into a task's logit: per-value biases (the wide part) and
+    # the configured embedding dot products (the factorisation-machine part).
+    for kind, terms in (("biases", layers.value_biases(cfg, inputs, cardinalities, task_names)),
+                        ("interactions", layers.pair_interactions(cfg, parts, task_names))):
+        for task, term in terms.items():
+            logits[task] = keras.layers.Add(name=f"{task}_logit_with_{kind}")([logits[task], term])
     model = keras.Model(inputs=inputs, outputs=heads(cfg, logits), name=f"{m.architecture}_ranker")
     if m.position_bias is not None:
         position, biased = _with_position_bias(cfg, logits)

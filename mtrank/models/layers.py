@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import mtrank  # noqa: F401
 import tensorflow as tf
@@ -211,17 +211,83 @@ def feature_inputs(cfg: config_lib.Config) -> Dict[str, keras.Input]:
     return inputs
 
 
-def embed_inputs(cfg: config_lib.Config, inputs: Dict[str, tf.Tensor],
-                 cardinalities: Dict[str, int]) -> tf.Tensor:
-    """Shared embeddings for ids and categories, numeric values as they are: one [B, D] tensor."""
-    parts: List[tf.Tensor] = []
+def _looked_up_l2(feature: config_lib.FeatureSpec):
+    """L2 on the rows a batch looks up, not on the whole table: Keras divides an activity regulariser by the
+    batch size, so this is l2 · mean over examples of |row|², and a row is pulled back each time it is used
+    (frequency-aware, as in Rendle's SGD for factorisation machines). A whole-table `embeddings_regularizer`
+    would instead decay every one of millions of id rows on every step, most of them absent from the batch."""
+    return keras.regularizers.l2(feature.l2) if feature.l2 else None
+
+
+def bias_layer_name(feature: config_lib.FeatureSpec) -> str:
+    return f"bias_{feature.name}"
+
+
+def value_tables(feature: config_lib.FeatureSpec) -> Tuple[str, ...]:
+    """The layers holding one row per value of an embedded feature: what a warm start remaps by value."""
+    return (embedding_layer_name(feature),) + ((bias_layer_name(feature),) if feature.bias else ())
+
+
+def value_biases(cfg: config_lib.Config, inputs: Dict[str, tf.Tensor], cardinalities: Dict[str, int],
+                 task_names: Sequence[str]) -> Dict[str, tf.Tensor]:
+    """The wide part: for each feature with `bias`, a scalar per value and per task, summed into one [B, 1]
+    logit term per task (zero at start, so a fresh model is the deep part alone). Ids carry most of their
+    signal as such main effects (a user's own propensity), which a linear term learns from few impressions
+    where an embedding fed through experts needs many."""
+    terms: Dict[str, List[tf.Tensor]] = {t: [] for t in task_names}
+    for f in cfg.features:
+        if not f.bias:
+            continue
+        table = keras.layers.Embedding(cardinalities[f.name], len(task_names), name=bias_layer_name(f),
+                                       embeddings_initializer="zeros", activity_regularizer=_looked_up_l2(f))
+        per_task = table(inputs[f.transformed_name])  # [B, tasks]
+        for k, t in enumerate(task_names):
+            terms[t].append(per_task[:, k:k + 1])
+    return {t: (parts[0] if len(parts) == 1 else keras.layers.Add(name=f"bias_sum_{t}")(parts))
+            for t, parts in terms.items() if parts}
+
+
+def embedding_layer_name(feature: config_lib.FeatureSpec) -> str:
+    """The embedding table's layer: a warm start finds a feature's rows by this name."""
+    return f"embed_{feature.name}"
+
+
+def embed_features(cfg: config_lib.Config, inputs: Dict[str, tf.Tensor],
+                   cardinalities: Dict[str, int]) -> Dict[str, tf.Tensor]:
+    """Each feature as the model sees it: an embedding row ([B, dim]) for ids and categories, the value
+    ([B, 1]) for numeric ones."""
+    parts: Dict[str, tf.Tensor] = {}
     for f in cfg.features:
         x = inputs[f.transformed_name]
         if f.is_embedded:
-            emb = keras.layers.Embedding(cardinalities[f.name], f.embedding_dim, name=f"embed_{f.name}",
+            name = embedding_layer_name(f)
+            emb = keras.layers.Embedding(cardinalities[f.name], f.embedding_dim, name=name,
                                          embeddings_initializer=keras.initializers.RandomUniform(
-                                             -EMB_INIT, EMB_INIT, weight_seed(cfg.model.seed, f"embed_{f.name}")))
-            parts.append(emb(x))
+                                             -EMB_INIT, EMB_INIT, weight_seed(cfg.model.seed, name)),
+                                         activity_regularizer=_looked_up_l2(f))
+            parts[f.name] = emb(x)
         else:
-            parts.append(tf.expand_dims(x, -1))
-    return keras.layers.Concatenate(name="shared_input")(parts) if len(parts) > 1 else parts[0]
+            parts[f.name] = tf.expand_dims(x, -1)
+    return parts
+
+
+def shared_input(cfg: config_lib.Config, parts: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """The features side by side: the one [B, D] input every architecture starts from (features with
+    `deep: false` stay out: only their bias and interactions read them)."""
+    values = [parts[f.name] for f in cfg.features if f.deep]
+    return keras.layers.Concatenate(name="shared_input")(values) if len(values) > 1 else values[0]
+
+
+def pair_interactions(cfg: config_lib.Config, parts: Dict[str, tf.Tensor],
+                      task_names: Sequence[str]) -> Dict[str, tf.Tensor]:
+    """The factorisation-machine term of DeepFM (Guo et al., IJCAI 2017) for the configured pairs
+    (`model.interactions`): the dot product of the two features' embeddings, one per pair, weighed per task
+    into a [B, 1] logit term. A user segment's taste for a category is a product of two rows here, which
+    the experts' ReLU layers only approximate from the concatenated rows, slowly."""
+    pairs = cfg.model.interactions
+    if not pairs:
+        return {}
+    dots = [keras.layers.Dot(axes=1, name=f"interaction_{a}_{b}")([parts[a], parts[b]]) for a, b in pairs]
+    products = dots[0] if len(dots) == 1 else keras.layers.Concatenate(name="interactions")(dots)
+    return {t: keras.layers.Dense(1, name=f"interactions_{t}", kernel_initializer=keras.initializers.GlorotUniform(
+                weight_seed(cfg.model.seed, f"interactions_{t}")))(products) for t in task_names}

@@ -1,0 +1,128 @@
+"""A warm start restores each category's own row, on two days whose vocabularies Transform ordered
+differently (issue 15): the previous day's model is saved as the Trainer saves it (its vocabularies travel
+as SavedModel assets), the next day's model reads it through the Trainer's own restore."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.utils import io_utils
+
+import transform_support
+from components import trainer, warm_start
+from mtrank.models import builder, layers
+
+# Frequencies per day: the order flips, one category disappears, one arrives.
+DAY_ONE = {"user_segment": {"s1": 60, "s2": 30, "s3": 10}, "category": {"c1": 50, "c2": 30, "c3": 15, "c4": 5},
+           "device": {"mobile": 70, "desktop": 30}}
+DAY_TWO = {"user_segment": {"s3": 55, "s2": 35, "s1": 10}, "category": {"c4": 45, "c3": 30, "c2": 20, "c5": 5},
+           "device": {"mobile": 70, "desktop": 30}}
+
+
+def _rows(counts, seed):
+    rng = np.random.default_rng(seed)
+    n = sum(counts["device"].values())
+    columns = {name: rng.permutation([v for v, k in values.items() for _ in range(k)]) for name, values in counts.items()}
+    rows = []
+    for i in range(n):
+        row = {name: [str(columns[name][i]).encode()] for name in counts}
+        row.update(hour=[int(rng.integers(0, 24))], price=[float(rng.uniform(1, 100))], click=[int(rng.random() < 0.2)],
+                   purchase=[0], dwell_seconds=[float(rng.uniform(0, 60))])
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def cfg(cfg):  # overrides the session fixture, reading it
+    """The default configuration, with a per-value bias on category: its rows are remapped too."""
+    return cfg.replace(features=[dataclasses.replace(f, bias=True, l2=1e-4) if f.name == "category" else f
+                                 for f in cfg.features])
+
+
+@pytest.fixture(scope="module")
+def days(cfg, tmp_path_factory):
+    schema = io_utils.parse_pbtxt_file(cfg.resolve_path(cfg.data.schema), schema_pb2.Schema())
+    root = tmp_path_factory.mktemp("warm")
+    one = transform_support.analyze_rows(cfg, schema, _rows(DAY_ONE, 1), str(root / "transform_one"))
+    two = transform_support.analyze_rows(cfg, schema, _rows(DAY_TWO, 2), str(root / "transform_two"))
+    net = builder.build(cfg, trainer.cardinalities(cfg, one))
+    for variable in net.model.weights:  # far from any fresh draw, so a restored value is unmistakable
+        variable.assign(np.random.default_rng(3).normal(size=variable.shape).astype("float32"))
+    served = str(root / "served")
+    net.model.save(served, save_format="tf", signatures=trainer.serving_signatures(cfg, net.model, one))
+    return {"one": one, "two": two, "saved": net.model, "served": served}
+
+
+def _table(model, cfg, name, bias=False):
+    feature = next(f for f in cfg.features if f.name == name)
+    layer = layers.bias_layer_name(feature) if bias else layers.embedding_layer_name(feature)
+    return model.get_layer(layer).embeddings.numpy()
+
+
+def _restore_into_day_two(cfg, days, **kwargs):
+    sizes = trainer.cardinalities(cfg, days["two"])
+    net = builder.build(cfg, sizes)
+    fresh = [v.numpy() for v in net.model.weights]
+    start = warm_start.restore(net.model, days["served"], vocabularies=trainer.vocabularies(cfg, days["two"]),
+                               build_twin=lambda old: builder.build(cfg, {**sizes, **old}).model, **kwargs)
+    return net.model, fresh, start
+
+
+def test_each_category_gets_back_its_own_row_after_the_frequency_order_changed(cfg, days):
+    model, fresh, start = _restore_into_day_two(cfg, days)
+    assert start.warm, start.reason
+    for name in ("user_segment", "category"):
+        old = days["one"].vocabulary_by_name(name)
+        new = days["two"].vocabulary_by_name(name)
+        assert old != new  # the premise: Transform ordered the two days differently
+        before, after = _table(days["saved"], cfg, name), _table(model, cfg, name)
+        fresh_table = fresh[[v.name for v in model.weights].index(
+            model.get_layer(f"embed_{name}").embeddings.name)]
+        for i, token in enumerate(new):
+            if token in old:
+                np.testing.assert_array_equal(after[i], before[old.index(token)], err_msg=f"{name} {token!r}")
+            else:  # a category first seen today keeps the fresh row it was given
+                np.testing.assert_array_equal(after[i], fresh_table[i], err_msg=f"{name} new {token!r}")
+        np.testing.assert_array_equal(after[len(new):], before[len(old):])  # OOV buckets keep their rows
+    bias_before, bias_after = _table(days["saved"], cfg, "category", True), _table(model, cfg, "category", True)
+    old, new = days["one"].vocabulary_by_name("category"), days["two"].vocabulary_by_name("category")
+    for i, token in enumerate(new):  # the per-value bias rows follow their category as the embeddings do
+        if token in old:
+            np.testing.assert_array_equal(bias_after[i], bias_before[old.index(token)])
+    assert start.remapped["category"] == {"kept": 3, "moved": 3, "new": 1, "dropped": 1}
+    assert start.remapped["user_segment"] == {"kept": 3, "moved": 2, "new": 0, "dropped": 0}
+    assert start.remapped["device"]["moved"] == 0
+
+
+def test_every_other_weight_is_restored_as_it_was(cfg, days):
+    model, _, start = _restore_into_day_two(cfg, days)
+    remapped = [n for n, counts in start.remapped.items() if counts["moved"] or counts["new"] or counts["dropped"]]
+    assert "device" not in remapped  # its vocabulary did not change: its table is restored as it was, too
+    tables = {model.get_layer(layer).embeddings.name for f in cfg.features if f.name in remapped
+              for layer in layers.value_tables(f)}
+    compared = 0
+    for old, new in zip(days["saved"].weights, model.weights):
+        if new.name not in tables:
+            np.testing.assert_array_equal(new.numpy(), old.numpy(), err_msg=new.name)
+            compared += 1
+    assert compared >= 10
+
+
+def test_unchanged_vocabularies_restore_without_a_twin(cfg, days):
+    net = builder.build(cfg, trainer.cardinalities(cfg, days["one"]))
+    start = warm_start.restore(net.model, days["served"], vocabularies=trainer.vocabularies(cfg, days["one"]))
+    assert start.warm and "remapped" not in start.reason
+    np.testing.assert_array_equal(_table(net.model, cfg, "category"), _table(days["saved"], cfg, "category"))
+
+
+def test_a_model_whose_shape_changed_starts_cold_and_untouched(cfg, days):
+    other = cfg.replace(model=dataclasses.replace(cfg.model, expert_units=[16]))
+    sizes = trainer.cardinalities(other, days["two"])
+    net = builder.build(other, sizes)
+    fresh = [v.numpy() for v in net.model.weights]
+    start = warm_start.restore(net.model, days["served"], vocabularies=trainer.vocabularies(other, days["two"]),
+                               build_twin=lambda old: builder.build(other, {**sizes, **old}).model)
+    assert not start.warm and "does not fit" in start.reason
+    for value, variable in zip(fresh, net.model.weights):
+        np.testing.assert_array_equal(variable.numpy(), value)

@@ -80,15 +80,17 @@ def ProductionModel(
     base_directory: tfx.dsl.components.Parameter[str],
     run_date: tfx.dsl.components.Parameter[str],
     model: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
+    served_version: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
     """Copies the served version into `model` (see the module docstring).
 
-    `run_date` is not read: it makes the local runner's cache key one per day, so a resumed run of a day
-    reuses the production model that day started from (nothing is pushed before a run's last step), while
-    another day reads the serving root again. On Kubeflow this task is compiled uncached
-    (pipeline/kubeflow_runner.py), since `run_date` may be empty there.
+    `run_date` and `served_version` are not read: they are the local runner's cache key. `served_version`
+    is the newest complete version when the run was built (pipeline/local_runner.py): a resumed run of a
+    day reuses the production model that day started from, while a run after a push (the next day, or
+    `mtrank run --force` of a pushed day) or after a rollback reads the serving root again. On Kubeflow the
+    spec is compiled once, so this task is compiled uncached there (pipeline/kubeflow_runner.py).
     """
-    del run_date
+    del run_date, served_version
     found = newest_complete_version(base_directory)
     if found is None:
         logging.info("nothing in production under %s: the Trainer starts cold, no change thresholds", base_directory)

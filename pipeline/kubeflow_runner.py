@@ -22,7 +22,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from mtrank import config as config_lib
 from pipeline import beam_runners, local_runner
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import UNCACHED_ON_KUBEFLOW, create_pipeline
 
 RUN_DATE = "run_date"
 RUN_DATE_DEFAULT = ""  # DayWindow: the newest day folder present
@@ -32,9 +32,6 @@ ENTRYPOINT = ["python", "-m", "pipeline.kfp_entrypoint"]
 YAML_FILE = "pipeline.yaml"  # PipelineSpec: what kfp.Client uploads
 JSON_FILE = "pipeline.json"  # PipelineJob: what Vertex AI takes
 REMOTE_SCHEMES = ("gs://", "s3://")
-# Read the outside world, so the same parameters can mean another answer: the data folder (DayWindow) and
-# the serving root (ProductionModel; with an empty run_date two days would share one cache key).
-UNCACHED = ("DayWindow", "ProductionModel")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +170,7 @@ def compile_pipeline(cfg: config_lib.Config, output_dir: os.PathLike | str, wher
         default_image=where.image, default_commands=ENTRYPOINT, use_pipeline_spec_2_1=True)
     job = kubeflow_v2_dag_runner.KubeflowV2DagRunner(runner_config).run(pipeline, write_out=False)
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
-    for task_id in UNCACHED:
+    for task_id in UNCACHED_ON_KUBEFLOW:
         if task_id in tasks:
             tasks[task_id]["cachingOptions"] = {"enableCache": False}
     name_output_parameter_producers(tasks)

@@ -52,6 +52,15 @@ class Workspace:
         return self.root / "logs"
 
 
+def served_version(serving_root: str, cfg: config_lib.Config) -> str:
+    """The version in production now ("" with none): ProductionModel's cache key, so a run after a push or a
+    rollback reads the serving root again while a resumed run reuses what its day started from."""
+    from components import production_model
+
+    found = production_model.newest_complete_version(os.path.join(serving_root, cfg.serving.model_name))
+    return str(found[0]) if found else ""
+
+
 def pipeline_name(cfg: config_lib.Config) -> str:
     return f"mtrank-{Path(cfg.source).stem}" if cfg.source.endswith((".yaml", ".yml")) else "mtrank"
 
@@ -169,6 +178,7 @@ def run(
             run_date=run_date,
             train_days=train_days,
             enable_cache=enable_cache,
+            served_version=served_version(str(workspace.serving_root), cfg),
         ))
     except Exception as e:
         # The terminal gets one message (mtrank/cli.py); the traceback goes to the run's log file.

@@ -23,9 +23,16 @@ from tfx import v1 as tfx
 from components import atomic_pusher, data_gate, evaluation, label_checks, production_model, window
 from components import evaluator as evaluator_lib
 from components import eval_sample as eval_sample_lib
+from components import preprocessing
 from components.preprocessing import CONFIG_KEY
 from mtrank import config as config_lib
 
+# Nodes that read the outside world, so the same parameters can mean another answer: the data folder
+# (DayWindow; with an empty run_date, the newest day) and the serving root (ProductionModel). A Kubeflow spec
+# is compiled once, so there they run uncached. Locally the run date is always given, ExampleGen's input
+# fingerprint catches a changed file, and ProductionModel's cache key holds the version served when the run
+# was built (`served_version`): both stay cached, so everything after them (Transform) can be reused.
+UNCACHED_ON_KUBEFLOW = ("DayWindow", "ProductionModel")
 PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
 
@@ -43,9 +50,11 @@ def create_pipeline(
     run_date: Union[str, tfx.dsl.experimental.RuntimeParameter] = "",
     train_days: Optional[int] = None,
     enable_cache: bool = True,
+    served_version: str = "",
 ) -> tfx.dsl.Pipeline:
     """The pipeline for one day: `run_date` (YYYY-MM-DD; empty = the newest day folder) is evaluated
-    on, the `train_days` days before it (default: the configuration's `data.train_days`) are trained on."""
+    on, the `train_days` days before it (default: the configuration's `data.train_days`) are trained on.
+    `served_version`: the version in production now, ProductionModel's local cache key (see there)."""
     custom_config = {CONFIG_KEY: cfg.to_json()}
     train_days = train_days or cfg.data.train_days
     train_splits = window.train_splits(train_days)
@@ -73,12 +82,14 @@ def create_pipeline(
         schema=validated_schema,
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(analyze=train_splits, transform=train_splits + [window.EVAL_SPLIT]),
-        custom_config=custom_config)
+        # Only what preprocessing reads: a model-only change reuses Transform (its cache key, preprocessing.py).
+        custom_config={CONFIG_KEY: preprocessing.transform_config(cfg).to_json()})
 
     # The model in production, read from where the Pusher publishes: warm start of the Trainer and baseline
     # of the Evaluator's change thresholds, so a model is judged against the one it would replace.
     model_dir = os.path.join(serving_root, cfg.serving.model_name)
-    in_production = production_model.ProductionModel(base_directory=model_dir, run_date=run_date)
+    in_production = production_model.ProductionModel(base_directory=model_dir, run_date=run_date,
+                                                     served_version=served_version)
 
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,

@@ -63,3 +63,33 @@ def test_labels_are_floats_and_regression_label_is_log1p(transformed):
     np.testing.assert_array_equal(_column(result, "click_label"), day["click"].astype(np.float32))
     np.testing.assert_allclose(_column(result, "dwell_label"), np.log1p(day["dwell_seconds"]), rtol=1e-5)
     np.testing.assert_array_equal(_column(result, "dwell_weight"), day["click"].astype(np.float32))
+
+
+def test_transform_cache_key_ignores_what_preprocessing_does_not_read(cfg):
+    """Transform's custom_config is `transform_config(cfg)`: TFX reuses Transform when it is unchanged, so a
+    model-only edit must leave it equal and an encoding or label edit must change it."""
+    import dataclasses
+
+    from components import preprocessing
+    from mtrank import config as config_lib
+
+    key = preprocessing.transform_config(cfg).to_json()
+    assert config_lib.from_json(key).features  # Transform parses and validates it
+    model_only = cfg.replace(
+        model=dataclasses.replace(cfg.model, architecture="ple", expert_units=[8], epochs=1, learning_rate=0.1,
+                                  interactions=[["user_segment", "category"]], early_stopping_patience=3),
+        features=[dataclasses.replace(f, embedding_dim=16, l2=0.1, bias=True) if f.is_embedded else f
+                  for f in cfg.features],
+        tasks=[dataclasses.replace(t, score_weight=9.0, loss_weight=0.5, rate_band=None) for t in cfg.tasks],
+        evaluation=dataclasses.replace(cfg.evaluation, max_eval_rows=5, slices=[]),
+        serving=dataclasses.replace(cfg.serving, model_name="other"),
+        ranking=dataclasses.replace(cfg.ranking, top_k=5, validation_fraction=0.2,
+                                    fusion=dataclasses.replace(cfg.ranking.fusion, mode="fixed", grid_step=0.1)))
+    assert preprocessing.transform_config(model_only).to_json() == key
+    hashed_differently = cfg.replace(features=[dataclasses.replace(f, num_buckets=5) if f.kind == "bucketized" else f
+                                               for f in cfg.features])
+    relabelled = cfg.replace(tasks=[dataclasses.replace(t, label="dwell_seconds") if t.name == "click" else t
+                                    for t in cfg.tasks])
+    fewer = cfg.replace(features=cfg.features[:-1])
+    for changed in (hashed_differently, relabelled, fewer):
+        assert preprocessing.transform_config(changed).to_json() != key

@@ -29,7 +29,7 @@ def transform_rows(cfg: config_lib.Config, schema: schema_pb2.Schema, rows: List
     metadata = tft.DatasetMetadata.from_feature_spec({c: spec[c] for c in model_columns(cfg)})
     with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
         (result, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            lambda inputs: preprocessing.preprocessing_fn(inputs, {preprocessing.CONFIG_KEY: cfg.to_json()}),
+            lambda inputs: preprocessing.preprocessing_fn(inputs, {preprocessing.CONFIG_KEY: preprocessing.transform_config(cfg).to_json()}),
             output_record_batches=False)
     return result
 
@@ -41,7 +41,7 @@ def analyze_rows(cfg: config_lib.Config, schema: schema_pb2.Schema, rows: List[D
     metadata = tft.DatasetMetadata.from_feature_spec({c: spec[c] for c in model_columns(cfg)})
     with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=tempfile.mkdtemp()):
         transform_fn = (pipeline | beam.Create(rows), metadata) | tft_beam.AnalyzeDataset(
-            lambda inputs: preprocessing.preprocessing_fn(inputs, {preprocessing.CONFIG_KEY: cfg.to_json()}))
+            lambda inputs: preprocessing.preprocessing_fn(inputs, {preprocessing.CONFIG_KEY: preprocessing.transform_config(cfg).to_json()}))
         _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
     metadata_io.write_metadata(metadata, os.path.join(output_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
     return tft.TFTransformOutput(output_dir)

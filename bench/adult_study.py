@@ -24,11 +24,12 @@ from typing import Dict, List
 import mtrank  # noqa: F401
 
 from mtrank import config as config_lib
-from mtrank import datasets
+from mtrank import csv_import
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 ARCHS = ("shared_bottom", "mmoe", "ple")
+ADULT_DAYS = {"2026-01-01": "adult.data", "2026-01-02": "adult.test"}
 
 
 def study_config(base: config_lib.Config, arch: str, seed: int) -> config_lib.Config:
@@ -94,7 +95,8 @@ def main() -> int:
     base = config_lib.load(args.config)
     work = Path(args.work)
     data_root = work / "data"
-    datasets.prepare_adult(Path(args.src), data_root)
+    for day, name in ADULT_DAYS.items():  # the published split: train on adult.data, evaluate on adult.test
+        csv_import.import_file(base.data.raw, Path(args.src) / name, data_root / day, force=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     saved = RESULTS / "adult_study.json"
     runs: List[Dict[str, object]] = json.loads(saved.read_text()) if saved.exists() and not args.fresh else []

@@ -237,6 +237,17 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         self._check(f"the end of epoch {epoch + 1}", logs)
 
 
+class EpochProgress(keras.callbacks.Callback):
+    """One log line per epoch, "Epoch 2/6: loss 0.3121, val_loss 0.3207": the run's log keeps every figure,
+    and the local runner shows the line as the Trainer's progress (pipeline/local_runner.py) instead of
+    Keras's own printout, which would break the terminal's one line per component."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        figures = ", ".join(f"{k} {float(logs[k]):.4f}" for k in ("loss", "val_loss") if k in logs)
+        logging.info("Epoch %d/%d: %s", epoch + 1, self.params.get("epochs", 0), figures)
+
+
 def early_stopping(cfg: config_lib.Config, held_out: bool) -> Optional[keras.callbacks.EarlyStopping]:
     """Keras's early stopping with the best epoch's weights restored, on held-out requests of the training
     window only: validating on the evaluated day (what the Trainer falls back to without
@@ -245,7 +256,7 @@ def early_stopping(cfg: config_lib.Config, held_out: bool) -> Optional[keras.cal
     if not m.early_stopping_patience or not held_out:
         return None
     return keras.callbacks.EarlyStopping(monitor=m.early_stopping_key(), patience=m.early_stopping_patience,
-                                         mode="min", restore_best_weights=True, verbose=1)
+                                         mode="min", restore_best_weights=True, verbose=0)
 
 
 def stopping_summary(cfg: config_lib.Config, stopping: Optional[keras.callbacks.EarlyStopping],
@@ -384,8 +395,8 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
                  "Warm" if start.warm else "Cold", epochs, loss_before_training, cold_loss, start.reason)
     stopping = early_stopping(cfg, held_out=data.held_out is not None)
     history = trainee.fit(
-        train_ds, validation_data=eval_ds, epochs=epochs, verbose=2,
-        callbacks=[StopOnNonFiniteLoss(),
+        train_ds, validation_data=eval_ds, epochs=epochs, verbose=0,
+        callbacks=[StopOnNonFiniteLoss(), EpochProgress(),
                    keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
                    diagnostics.GateLogger(net.gates, eval_ds, net.experts, fn_args.model_run_dir)]
         + ([stopping] if stopping is not None else []))

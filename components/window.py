@@ -22,20 +22,12 @@ from tfx.proto import example_gen_pb2
 from tfx.utils import proto_utils
 
 from components import input_checks, label_checks
+from mtrank.config import DATE_SPEC, day_pattern  # noqa: F401  (day_pattern: TF-free, `mtrank import` uses it)
 
 EVAL_SPLIT = "eval"
-DATE_SPEC = "{YYYY}-{MM}-{DD}"
-
 
 def train_splits(train_days: int) -> List[str]:
     return [f"train_{k}" for k in range(1, train_days + 1)]
-
-
-def day_pattern(span_pattern: str, day: dt.date) -> str:
-    """`{YYYY}-{MM}-{DD}/*.csv` for 2026-11-03 -> `2026-11-03/*.csv`."""
-    if DATE_SPEC not in span_pattern:
-        raise ValueError(f"data.span_pattern {span_pattern!r} must contain {DATE_SPEC} (one folder per day)")
-    return span_pattern.replace(DATE_SPEC, day.isoformat())
 
 
 def days_present(data_root: str, span_pattern: str) -> List[dt.date]:

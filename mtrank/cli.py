@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import os
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import List, Optional
 
 import mtrank  # noqa: F401  (TF_USE_LEGACY_KERAS before anything imports TensorFlow)
 from mtrank import config as config_lib
+from mtrank import terminal
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 # Google client libraries warn about Python 3.11's end of life on every import; not our users' concern.
@@ -20,13 +22,6 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"google(\.|$)"
 
 DEFAULT_WORKSPACE = "workspace"
 DEFAULT_START = "2026-11-01"
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date; write YYYY-MM-DD") from None
 
 
 def span_of(date: dt.date) -> int:
@@ -118,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("simulate", help="write simulated impressions, one folder per day",
                                    description="Write simulated impressions with their true probabilities."))
     p.add_argument("--out", help="output folder (default: the configuration's data.root)")
-    p.add_argument("--start", type=_date, default=_date(DEFAULT_START), help="first day (default: %(default)s)")
+    p.add_argument("--start", type=config_lib.parse_day, default=config_lib.parse_day(DEFAULT_START),
+                   help="first day (default: %(default)s)")
     p.add_argument("--days", type=int, default=3, help="number of days (default: %(default)s)")
     p.add_argument("--rows-per-day", type=int, default=20_000, help="impressions per day (default: %(default)s)")
     p.add_argument("--correlation", type=float, default=0.5,
@@ -147,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the local pipeline (LocalDagRunner, SQLite ml-metadata, Beam DirectRunner) for one "
                     "day: train on the days before it (data.train_days), evaluate on it, push if blessed.")))
     when = p.add_mutually_exclusive_group()
-    when.add_argument("--date", type=_date, help="the day to run, YYYY-MM-DD (default: the newest day folder)")
+    when.add_argument("--date", type=config_lib.parse_day,
+                      help="the day to run, YYYY-MM-DD (default: the newest day folder)")
     when.add_argument("--span", type=int, help="the day to run as a span number (days since 1970-01-01)")
     p.add_argument("--force", action="store_true", help="run the day again even if it already finished")
     p.set_defaults(func=cmd_run)
@@ -156,10 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
         "backfill", help="run the pipeline for a range of days, in order",
         description="Run one pipeline run per day from --from to --to; finished days are skipped, so a "
                     "killed backfill picks up where it stopped.")))
-    p.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD")
-    p.add_argument("--to", dest="end", type=_date, required=True, help="last day, YYYY-MM-DD")
+    p.add_argument("--from", dest="start", type=config_lib.parse_day, required=True, help="first day, YYYY-MM-DD")
+    p.add_argument("--to", dest="end", type=config_lib.parse_day, required=True, help="last day, YYYY-MM-DD")
     p.set_defaults(func=cmd_backfill)
 
+    from mtrank import data_cli
+
+    data_cli.add_init_parser(sub)
+    data_cli.add_import_parser(sub)
     from serving import cli as serving_cli  # imports TensorFlow only when `serve` or `query` runs
 
     serving_cli.add_serve_parser(sub)
@@ -172,14 +173,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TENSORFLOW_FREE = {"simulate", "import"}  # commands that never load TensorFlow
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command not in TENSORFLOW_FREE:
+        logs = Path(args.workspace) / "logs" if getattr(args, "workspace", None) else \
+            Path(tempfile.gettempdir()) / f"mtrank-{os.getuid()}"
+        terminal.import_tensorflow_quietly(logs / "tensorflow-load.log")
     try:
         return args.func(args)
     except config_lib.ConfigError as e:
         print(f"mtrank: configuration error: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as e:  # missing days, bad files or labels (DayWindow), anomalies (DataGate)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:  # missing days, bad files or labels (DayWindow),
+        # anomalies (DataGate), a file already imported
         log_file = getattr(e, "log_file", None)
         print(f"mtrank: {e}" + (f"\n(traceback: {log_file})" if log_file else ""), file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ file and the key at fault.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -27,6 +28,26 @@ TASK_LOSSES = {"binary": ("binary_crossentropy",), "regression": ("mse", "huber"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "configs" / "impressions.yaml"
+
+
+DATE_SPEC = "{YYYY}-{MM}-{DD}"
+
+
+def day_pattern(span_pattern: str, day: dt.date) -> str:
+    """`{YYYY}-{MM}-{DD}/*.csv` for 2026-11-03 -> `2026-11-03/*.csv`."""
+    if DATE_SPEC not in span_pattern:
+        raise ValueError(f"data.span_pattern {span_pattern!r} must contain {DATE_SPEC} (one folder per day)")
+    return span_pattern.replace(DATE_SPEC, day.isoformat())
+
+
+def parse_day(text: str) -> dt.date:
+    """A command line's YYYY-MM-DD (argparse type)."""
+    import argparse
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; write YYYY-MM-DD") from None
 
 
 class ConfigError(ValueError):
@@ -195,6 +216,43 @@ class EvaluationSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class DerivedColumnSpec:
+    """A 0/1 column `mtrank import` computes from a raw one, e.g. a label that is `income in (>50K, >50K.)`.
+    Exactly one rule: `equals` a value, `one_of` several, or a number `above` a threshold."""
+
+    name: str
+    column: str
+    equals: Optional[str] = None
+    one_of: Optional[List[str]] = None
+    above: Optional[float] = None
+
+    def rule(self) -> str:
+        if self.equals is not None:
+            return f"{self.column} == {self.equals}"
+        if self.one_of is not None:
+            return f"{self.column} in {', '.join(self.one_of)}"
+        return f"{self.column} > {self.above:g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class RawCsvSpec:
+    """How `mtrank import` turns a raw CSV file (no header, text labels) into a day folder's CSV with a
+    header and 0/1 labels; the pipeline itself reads only the day folders, so none of this is in its cache key."""
+
+    columns: List[str] = dataclasses.field(default_factory=list)  # the header of headerless files; [] = a header row
+    delimiter: str = ","
+    comment: str = ""  # lines starting with this are skipped (UCI's adult.test opens with '|1x3 Cross validator')
+    derived: List[DerivedColumnSpec] = dataclasses.field(default_factory=list)
+    # Columns not written. The source column of every derived column is never written either: a label's
+    # source (income, marital_status) must not be a model input by mistake.
+    drop: List[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def dropped(self) -> List[str]:
+        return list(dict.fromkeys(self.drop + [d.column for d in self.derived]))
+
+
+@dataclasses.dataclass(frozen=True)
 class DataSpec:
     root: str
     span_pattern: str = "{YYYY}-{MM}-{DD}/*.csv"
@@ -207,6 +265,7 @@ class DataSpec:
     # other days stops the run, when Fisher's exact test also gives p < label_rate_p_value; 0 = no comparison.
     max_label_rate_ratio: float = 0.0
     label_rate_p_value: float = 0.001
+    raw: Optional[RawCsvSpec] = None  # `mtrank import`: raw CSV files -> day folders
 
 
 @dataclasses.dataclass(frozen=True)
@@ -381,7 +440,7 @@ def from_dict(raw: Dict[str, Any], source: str = "<memory>") -> Config:
     ]
     evaluation = _build(EvaluationSpec, {**evaluation_raw, "thresholds": thresholds}, "evaluation", source)
     cfg = Config(
-        data=_build(DataSpec, raw["data"], "data", source),
+        data=_data_spec(raw["data"], source),
         features=features,
         tasks=tasks,
         model=_model_spec(raw.get("model"), source),
@@ -393,6 +452,62 @@ def from_dict(raw: Dict[str, Any], source: str = "<memory>") -> Config:
     )
     validate(cfg)
     return cfg
+
+
+def _data_spec(raw: Any, source: str) -> DataSpec:
+    if isinstance(raw, dict) and raw.get("raw") is not None:
+        raw = dict(raw)
+        raw_csv = dict(raw["raw"]) if isinstance(raw["raw"], dict) else raw["raw"]
+        if isinstance(raw_csv, dict):
+            raw_csv["derived"] = [_build(DerivedColumnSpec, d, f"data.raw.derived[{i}]", source)
+                                  for i, d in enumerate(raw_csv.get("derived") or [])]
+        raw["raw"] = _build(RawCsvSpec, raw_csv, "data.raw", source)
+    return _build(DataSpec, raw, "data", source)
+
+
+def _validate_raw_csv(cfg: Config) -> None:
+    raw = cfg.data.raw
+    if raw is None:
+        return
+    check_raw_csv(raw, cfg.source)
+    leaks = sorted(set(raw.dropped) & set(cfg.input_columns))
+    if leaks:
+        raise ConfigError(f"{cfg.source}: feature column(s) {leaks} are dropped on import (a derived label's source "
+                          "or data.raw.drop); a label's source must never be a model input")
+
+
+def check_raw_csv(raw: RawCsvSpec, src: str) -> None:
+    """`data.raw` on its own (also what `mtrank init` checks before it reads anything)."""
+    if not isinstance(raw.delimiter, str) or len(raw.delimiter) != 1:
+        raise ConfigError(f"{src}: data.raw.delimiter must be one character, got {raw.delimiter!r}")
+    for key in ("columns", "drop"):
+        values = getattr(raw, key)
+        if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+            raise ConfigError(f"{src}: data.raw.{key} must be a list of column names, got {values!r}")
+    if len(set(raw.columns)) != len(raw.columns):
+        raise ConfigError(f"{src}: data.raw.columns names a column twice")
+    if raw.columns and not set(raw.drop) <= set(raw.columns):
+        raise ConfigError(f"{src}: data.raw.drop names {sorted(set(raw.drop) - set(raw.columns))}, which are not in "
+                          "data.raw.columns")
+    names = [d.name for d in raw.derived]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{src}: data.raw.derived names a column twice: {names}")
+    for d in raw.derived:
+        rules = [r for r in (d.equals, d.one_of, d.above) if r is not None]
+        if len(rules) != 1:
+            raise ConfigError(f"{src}: derived column {d.name!r} needs exactly one of equals, one_of, above")
+        if d.one_of is not None and (not isinstance(d.one_of, list) or not d.one_of):
+            raise ConfigError(f"{src}: derived column {d.name!r}: one_of must be a non-empty list, got {d.one_of!r}")
+        values = [d.equals] if d.equals is not None else d.one_of or []
+        if any(not isinstance(v, str) for v in values):
+            raise ConfigError(f"{src}: derived column {d.name!r} compares {d.column!r} with {values!r}; quote the "
+                              "value(s) (YAML reads yes/no/on/off as booleans and 1 as a number), e.g. equals: \"yes\"")
+        if d.above is not None and (isinstance(d.above, bool) or not isinstance(d.above, (int, float))):
+            raise ConfigError(f"{src}: derived column {d.name!r}: above must be a number, got {d.above!r}")
+        if raw.columns and d.column not in raw.columns:
+            raise ConfigError(f"{src}: derived column {d.name!r} reads {d.column!r}, which is not in data.raw.columns")
+        if d.name in raw.columns:
+            raise ConfigError(f"{src}: derived column {d.name!r} has the name of a raw column; give it another")
 
 
 def _ranking_spec(raw: Any, source: str) -> RankingSpec:
@@ -560,6 +675,7 @@ def validate(cfg: Config) -> None:
             if col.strip() == "":
                 raise ConfigError(f"{src}: empty slice name in evaluation.slices")
     _validate_model(cfg)
+    _validate_raw_csv(cfg)
     _validate_ranking(cfg)
     _validate_kubeflow(cfg)
 

@@ -19,6 +19,7 @@ import mtrank  # noqa: F401
 from tfx import v1 as tfx
 
 from mtrank import config as config_lib
+from mtrank import terminal
 from pipeline.pipeline import create_pipeline
 
 DIRECT_RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
@@ -98,26 +99,52 @@ def beam_args(direct_running_mode: str, direct_num_workers: int) -> List[str]:
 
 
 class _ComponentProgress(logging.Handler):
-    """Turns LocalDagRunner's 'Component X is running/finished' log lines into terminal progress."""
+    """Turns LocalDagRunner's 'Component X is running/finished' log lines, and the Trainer's epoch lines,
+    into terminal progress: one line per component on a terminal ('running', then each epoch, then
+    'finished', written over each other), every line in a pipe or a CI log, where nothing can be
+    overwritten and a long step must still show that it moves."""
 
     PATTERN = re.compile(r"Component (\S+) is (running|finished)\.")
+    EPOCH = re.compile(r"^(Epoch \d+/\d+: .*)")  # components/trainer.py's EpochProgress
 
     def __init__(self, stream=sys.stdout):
         super().__init__(level=logging.INFO)
         self.stream = stream
         self.started = {}
+        self.overwrite = bool(getattr(stream, "isatty", lambda: False)())
+        self.line_open = False
+
+    def _show(self, text: str, final: bool) -> None:
+        if self.overwrite:
+            print(f"\r{text}\x1b[K", file=self.stream, end="\n" if final else "", flush=True)
+            self.line_open = not final
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """A run that stops mid-component leaves its 'running' line whole; what follows starts a new line."""
+        if self.line_open:
+            print(file=self.stream, flush=True)
+            self.line_open = False
+        super().close()
 
     def emit(self, record):
-        match = self.PATTERN.search(record.getMessage())
+        message = record.getMessage()
+        epoch = self.EPOCH.match(message)
+        if epoch and self.started:
+            node = next(reversed(self.started))
+            self._show(f"[pipeline] {node:<32} running: {epoch.group(1).lower()}", final=False)
+            return
+        match = self.PATTERN.search(message)
         if not match:
             return
         node, state = match.groups()
         if state == "running":
             self.started[node] = time.time()
-            print(f"[pipeline] {node:<32} running", file=self.stream, flush=True)
+            self._show(f"[pipeline] {node:<32} running", final=False)
         else:
-            took = time.time() - self.started.get(node, time.time())
-            print(f"[pipeline] {node:<32} finished in {took:6.1f} s", file=self.stream, flush=True)
+            took = time.time() - self.started.pop(node, time.time())
+            self._show(f"[pipeline] {node:<32} finished in {took:6.1f} s", final=True)
 
 
 def _route_logs(log_file: Path) -> List[logging.Handler]:
@@ -138,6 +165,7 @@ def _route_logs(log_file: Path) -> List[logging.Handler]:
     logging.root.setLevel(logging.INFO)
     progress = _ComponentProgress()
     logging.root.addHandler(progress)
+    logging.captureWarnings(True)  # third-party warnings (TFMA's 0/0 in empty slices, Beam's) into the log file
     return [file_handler, progress]
 
 
@@ -156,6 +184,7 @@ def run(
     for d in (workspace.pipeline_root, workspace.serving_root, workspace.logs):
         d.mkdir(parents=True, exist_ok=True)
     log_file = workspace.logs / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    root_level = logging.root.level
     handlers = _route_logs(log_file)
     print(f"[pipeline] detailed log: {log_file}", flush=True)
     name = pipeline_name(cfg)
@@ -165,27 +194,30 @@ def run(
             window_bytes(data_root, cfg.data.span_pattern, run_date, train_days or cfg.data.train_days))
         print(f"[pipeline] Beam DirectRunner: {direct_running_mode} ({why})", flush=True)
     try:
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(
-            pipeline_name=name,
-            pipeline_root=str(workspace.pipeline_root / name),
-            cfg=cfg,
-            data_root=data_root,
-            schema_path=cfg.resolve_path(cfg.data.schema),
-            serving_root=str(workspace.serving_root),
-            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-                str(workspace.metadata_path)),
-            beam_pipeline_args=beam_args(direct_running_mode, direct_num_workers),
-            run_date=run_date,
-            train_days=train_days,
-            enable_cache=enable_cache,
-            served_version=served_version(str(workspace.serving_root), cfg),
-        ))
+        with terminal.native_stderr_to(log_file):  # C++ runtime lines into the run's log, not the terminal
+            tfx.orchestration.LocalDagRunner().run(create_pipeline(
+                pipeline_name=name,
+                pipeline_root=str(workspace.pipeline_root / name),
+                cfg=cfg,
+                data_root=data_root,
+                schema_path=cfg.resolve_path(cfg.data.schema),
+                serving_root=str(workspace.serving_root),
+                metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                    str(workspace.metadata_path)),
+                beam_pipeline_args=beam_args(direct_running_mode, direct_num_workers),
+                run_date=run_date,
+                train_days=train_days,
+                enable_cache=enable_cache,
+                served_version=served_version(str(workspace.serving_root), cfg),
+            ))
     except Exception as e:
         # The terminal gets one message (mtrank/cli.py); the traceback goes to the run's log file.
         logging.getLogger("mtrank").exception("the run stopped: %s", e)
         e.log_file = str(log_file)
         raise
     finally:
+        logging.captureWarnings(False)
+        logging.root.setLevel(root_level)  # INFO lines after the run (matplotlib's, in the report) stay off the terminal
         for handler in handlers:
             logging.root.removeHandler(handler)
             handler.close()

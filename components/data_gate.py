@@ -21,9 +21,11 @@ import tensorflow as tf
 from absl import logging
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
+from tensorflow_data_validation.utils import anomalies_util
+from tfx import types
+from tfx.components.example_validator import executor as example_validator
 from tfx.types import artifact_utils
 
-ANOMALIES_FILE = "SchemaDiff.pb"
 SCHEMA_FILE = "schema.pbtxt"
 
 
@@ -32,16 +34,11 @@ class DataAnomalyError(ValueError):
     A ValueError like every refusal of bad input, so `mtrank` reports it in one message with exit code 2."""
 
 
-def read_anomalies(anomalies_uri: str, splits: List[str]) -> Dict[str, anomalies_pb2.Anomalies]:
-    """ExampleValidator's output, by split (`<uri>/Split-<split>/SchemaDiff.pb`)."""
-    out = {}
-    for split in splits:
-        path = os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE)
-        anomalies = anomalies_pb2.Anomalies()
-        with tf.io.gfile.GFile(path, "rb") as f:
-            anomalies.ParseFromString(f.read())
-        out[split] = anomalies
-    return out
+def read_anomalies(anomalies: types.Artifact) -> Dict[str, anomalies_pb2.Anomalies]:
+    """ExampleValidator's output by split, read with TFX's split layout and file name and TFDV's reader."""
+    return {split: anomalies_util.load_anomalies_binary(
+                os.path.join(artifact_utils.get_split_uri([anomalies], split), example_validator.DEFAULT_FILE_NAME))
+            for split in artifact_utils.decode_split_names(anomalies.split_names)}
 
 
 def split_sources(input_config_json: str) -> Dict[str, str]:
@@ -70,9 +67,9 @@ def anomaly_lines(by_split: Dict[str, anomalies_pb2.Anomalies], sources: Dict[st
     return blocking, allowed
 
 
-def check(anomalies_uri: str, split_names: str, input_config_json: str, tolerated: List[str]) -> List[str]:
+def check(anomalies: types.Artifact, input_config_json: str, tolerated: List[str]) -> List[str]:
     """Raises DataAnomalyError when any split has an anomaly that is not tolerated; returns the tolerated ones."""
-    by_split = read_anomalies(anomalies_uri, artifact_utils.decode_split_names(split_names))
+    by_split = read_anomalies(anomalies)
     blocking, allowed = anomaly_lines(by_split, split_sources(input_config_json), tolerated)
     for line in allowed:
         logging.warning("DataGate: tolerated anomaly (data.tolerated_anomalies): %s", line)
@@ -95,7 +92,7 @@ def DataGate(
 ) -> None:
     """Fails the run on any anomaly that is not tolerated; passes the schema on to Transform and Trainer."""
     tolerated = [t.strip() for t in tolerated_anomalies.split(",") if t.strip()]
-    check(anomalies.uri, anomalies.split_names, input_config.read(), tolerated)
+    check(anomalies, input_config.read(), tolerated)
     tf.io.gfile.makedirs(validated_schema.uri)
     source = tf.io.gfile.glob(os.path.join(schema.uri, "*.pbtxt"))[0]
     tf.io.gfile.copy(source, os.path.join(validated_schema.uri, SCHEMA_FILE), overwrite=True)

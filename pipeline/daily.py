@@ -117,12 +117,18 @@ def _epochs(training: dict) -> str:
 
 
 def format_days(cfg: config_lib.Config, outcomes: List[DayOutcome]) -> str:
+    """One line per day; per binary task its AUC and its calibration (mean prediction / mean label on the
+    evaluated day), so a daily chain that drifts off calibration shows, not only one that ranks worse.
+    Columns are as wide as their names."""
     binary = [t.name for t in cfg.tasks if t.type == "binary"]
+    columns = [(f"{t} {label}", t, key) for t in binary for label, key in (("AUC", "auc"), ("calib", "calibration"))]
+    widths = [max(10, len(title) + 2) for title, _, _ in columns]
     head = f"{'day':<12}{'status':<14}{'start':<7}{'train days':>11}{'epochs (best)':>14}{'seconds':>9}" + "".join(
-        f"{t + ' AUC':>14}" for t in binary)
+        f"{title:>{w}}" for (title, _, _), w in zip(columns, widths))
     lines = [head]
     for o in outcomes:
         start = "-" if o.warm is None else "warm" if o.warm else "cold"
         lines.append(f"{o.day.isoformat():<12}{o.status:<14}{start:<7}{o.train_days:>11}{_epochs(o.training):>14}"
-                     f"{o.seconds:>9.1f}" + "".join(f"{o.result.metric(t, 'auc'):>14.4f}" for t in binary))
+                     f"{o.seconds:>9.1f}" + "".join(f"{o.result.metric(t, key):>{w}.4f}"
+                                                   for (_, t, key), w in zip(columns, widths)))
     return "\n".join(lines)

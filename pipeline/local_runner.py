@@ -63,6 +63,9 @@ def served_version(serving_root: str, cfg: config_lib.Config) -> str:
 
 
 def pipeline_name(cfg: config_lib.Config) -> str:
+    """`data.pipeline_name`, else mtrank-<configuration file name>."""
+    if cfg.data.pipeline_name:
+        return cfg.data.pipeline_name
     return f"mtrank-{Path(cfg.source).stem}" if cfg.source.endswith((".yaml", ".yml")) else "mtrank"
 
 

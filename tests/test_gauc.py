@@ -8,6 +8,7 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_types
 
 from components import ece, gauc
+from mtrank import metrics as metrics_lib
 
 # Three users. u1: labels 1,0,0 with predictions .9,.2,.5 -> every positive above every negative: AUC 1.
 # u2: labels 0,1,1,0 with predictions .8,.3,.6,.1 -> pairs (pos, neg): (.3,.8) lose, (.3,.1) win,
@@ -92,3 +93,16 @@ def test_gauc_and_ece_run_inside_tfma(tmp_path):
     values = {k: v["doubleValue"] for k, v in by_output[""][""].items()}
     assert values["gauc"] == pytest.approx(HAND_GAUC)
     assert values["expected_calibration_error"] == pytest.approx(1.5 / 9)
+
+
+def test_our_auc_equals_sklearns_with_ties_and_is_nan_on_one_class():
+    """mtrank.metrics.auc exists for speed (its docstring); it must give sklearn's answer."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(5)
+    for n in (7, 50, 5000):
+        labels = rng.random(n) < 0.3
+        labels[:2] = [True, False]
+        scores = np.round(rng.random(n), 1)  # many ties
+        assert metrics_lib.auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert np.isnan(metrics_lib.auc(np.zeros(5), rng.random(5)))

@@ -42,3 +42,16 @@ def test_the_production_model_is_asked_again_only_when_another_version_is_served
     assert before["ProductionModel"].parameters == compiled["model only"]["ProductionModel"].parameters
     assert before["ProductionModel"].parameters != compiled["after a push"]["ProductionModel"].parameters
     assert all(node.execution_options.caching_options.enable_cache for node in before.values())
+
+
+def test_two_configuration_files_of_the_same_data_can_share_one_pipeline(cfg, tmp_path):
+    """TFX looks a node's output up within its pipeline only: two files (the model change tried in its own
+    file) share Transform's cached output when `data.pipeline_name` gives them one pipeline."""
+    from pipeline import local_runner
+
+    a = cfg.replace(source=str(tmp_path / "impressions.yaml"))
+    b = cfg.replace(source=str(tmp_path / "impressions-wider.yaml"))
+    assert local_runner.pipeline_name(a) != local_runner.pipeline_name(b)  # by default, one pipeline per file
+    shared = dataclasses.replace(cfg.data, pipeline_name="mtrank-impressions")
+    assert local_runner.pipeline_name(a.replace(data=shared)) == local_runner.pipeline_name(b.replace(data=shared)) \
+        == "mtrank-impressions"

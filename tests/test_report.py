@@ -25,6 +25,32 @@ def _result(blessed=False):
                                {"lower": 0.1, "upper": 0.2, "weight": 100.0, "mean_prediction": 0.15, "mean_label": 0.12}]})
 
 
+def test_the_backfill_table_shows_each_days_calibration_in_columns_as_wide_as_their_names(cfg):
+    """A warm chain drifting off calibration (issue 15: mean predicted CTR 0.083 -> 0.063 while the true rate
+    stayed 0.079) shows day by day; a long task name does not push its figures out of their column."""
+    import dataclasses
+    import datetime as dt
+
+    from pipeline import daily
+
+    long_cfg = cfg.replace(tasks=[dataclasses.replace(t, name="click_through_long_name") if t.name == "click" else t
+                                  for t in cfg.tasks])
+    result = _result()
+    result.metrics["Overall"]["click_through_long_name"] = result.metrics["Overall"]["click"]
+    days = [daily.DayOutcome(dt.date(2026, 11, d), "pushed", 12.5, 1, result, {"warm_start": {"warm": d > 2}})
+            for d in (2, 3)]
+    lines = daily.format_days(long_cfg, days).splitlines()
+    head = lines[0]
+    assert "click_through_long_name AUC" in head and "click_through_long_name calib" in head
+    for line in lines[1:]:
+        assert len(line) == len(head)
+        for title, figure in (("click_through_long_name AUC", "0.7000"), ("click_through_long_name calib", "1.0200"),
+                              ("purchase AUC", "0.7500")):
+            end = head.index(title) + len(title)  # every figure right-aligned under its own title
+            assert line[end - len(figure):end] == figure, (title, line)
+    assert lines[2].split()[2] == "warm" and lines[1].split()[2] == "cold"
+
+
 def test_report_says_why_a_model_was_not_blessed_and_where_it_is_weak(cfg, tmp_path):
     history = [{"run_id": "r0", "run_date": "2026-11-02", "blessed": True, "metrics": {"click": {"auc": 0.73}}},
                {"run_id": "r1", "run_date": "2026-11-03", "blessed": False, "metrics": {"click": {"auc": 0.70}}}]

@@ -269,7 +269,8 @@ class DataSpec:
     raw: Optional[RawCsvSpec] = None  # `mtrank import`: raw CSV files -> day folders
     # The pipeline's name: its runs per day, its metadata and its cache (TFX reuses a component's output only
     # within one pipeline). "" = mtrank-<configuration file name>; two files of the same data (a model change
-    # tried in its own file) give the same name here to share Transform's cached output.
+    # tried in its own file) give the same name here to share Transform's cached output. They share the record
+    # of finished days too: the second file's run for a day the first finished needs `mtrank run --force`.
     pipeline_name: str = ""
 
 
@@ -668,9 +669,10 @@ def validate(cfg: Config) -> None:
     if 0 < cfg.evaluation.max_eval_rows < cfg.evaluation.min_rows:
         raise ConfigError(f"{src}: evaluation.min_rows ({cfg.evaluation.min_rows}) is above max_eval_rows "
                           f"({cfg.evaluation.max_eval_rows}), the most rows the Evaluator reads: no day could pass")
-    if cfg.data.pipeline_name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", cfg.data.pipeline_name):
-        raise ConfigError(f"{src}: data.pipeline_name {cfg.data.pipeline_name!r}: use letters, digits, '-', '_' and "
-                          "'.', starting with a letter or digit")
+    # Kubeflow's V2 compiler (TFX's pipeline_builder) accepts only these names; local runs take them too.
+    if cfg.data.pipeline_name and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,127}", cfg.data.pipeline_name):
+        raise ConfigError(f"{src}: data.pipeline_name {cfg.data.pipeline_name!r}: use lower-case letters, digits and "
+                          "'-', starting with a letter or digit (what Kubeflow Pipelines accepts)")
     if cfg.data.max_label_rate_ratio != 0 and cfg.data.max_label_rate_ratio <= 1:
         raise ConfigError(f"{src}: data.max_label_rate_ratio must be > 1 (a factor), or 0 to compare no days; "
                           f"got {cfg.data.max_label_rate_ratio}")

@@ -170,8 +170,14 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _solve_intercept(rate, target: float) -> float:
-    """The intercept b at which `rate(b)` (increasing in b) meets `target`: scipy's Brent root finder."""
+def _solve_intercept(rate, target: float, what: str) -> float:
+    """The intercept b in [-20, 20] at which `rate(b)` (increasing in b) meets `target`: scipy's Brent root
+    finder. A target the simulated world cannot reach (a click rate above the mean examination probability,
+    say) is refused, naming the option and the rates it can reach."""
+    low, high = float(rate(-20.0)), float(rate(20.0))
+    if not low < target < high:
+        raise ValueError(f"{what} {target:g} cannot be simulated: with this world's position decay and list length "
+                         f"it must lie between {low:.4g} and {high:.4g}")
     return float(optimize.brentq(lambda b: rate(b) - target, -20.0, 20.0, xtol=1e-12))
 
 
@@ -181,11 +187,13 @@ def _calibrate(world: World, rng: np.random.Generator) -> None:
     users, items, devices, hours, positions = _draw_context(world, n, rng)
     click_logit, purchase_logit = _logits(world, users, items, devices, hours)
     exam = _examine(world, positions)
-    world.click_intercept = _solve_intercept(lambda b: np.mean(exam * _sigmoid(click_logit + b)), world.spec.click_rate)
+    world.click_intercept = _solve_intercept(lambda b: np.mean(exam * _sigmoid(click_logit + b)), world.spec.click_rate,
+                                             "--click-rate")
     p_click = exam * _sigmoid(click_logit + world.click_intercept)
     # CVR target is per click: weight each row's conversion probability by its click probability.
     world.purchase_intercept = _solve_intercept(
-        lambda b: np.sum(p_click * _sigmoid(purchase_logit + b)) / np.sum(p_click), world.spec.conversion_rate)
+        lambda b: np.sum(p_click * _sigmoid(purchase_logit + b)) / np.sum(p_click), world.spec.conversion_rate,
+        "--conversion-rate")
 
 
 def _draw_context(world: World, n: int, rng: np.random.Generator):

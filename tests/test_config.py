@@ -45,6 +45,7 @@ def _raw(cfg):
     (lambda r: r["features"][4].update(bias=True), "bias is for embedded kinds"),
     (lambda r: r["features"][0].update(deep=False), "nothing would read it"),
     (lambda r: r["data"].update(pipeline_name="my pipeline"), "data.pipeline_name 'my pipeline'"),
+    (lambda r: r["data"].update(pipeline_name="Mtrank_v2"), "what Kubeflow Pipelines accepts"),
 ])
 def test_errors_name_the_file_and_what_is_wrong(cfg, tmp_path, mutate, message):
     raw = _raw(cfg)

@@ -57,6 +57,15 @@ def _digest(paths):
     return [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
 
 
+@pytest.mark.parametrize("option, spec", [("--click-rate", {"click_rate": 0.6}),
+                                          ("--conversion-rate", {"conversion_rate": 1.0})])
+def test_a_rate_the_world_cannot_reach_is_refused_with_the_reachable_range(option, spec):
+    """The highest click rate is the mean examination probability (about 0.445 with 10 items and decay 0.6):
+    a bisection silently returned an intercept of 20 there; the message names the option and the range."""
+    with pytest.raises(ValueError, match=rf"{option} .* cannot be simulated: .* between"):
+        simulate.build_world(simulate.SimulatorSpec(**spec))
+
+
 def test_deterministic_for_a_seed_and_one_folder_per_day(tmp_path):
     spec = simulate.SimulatorSpec(seed=11)
     a = simulate.simulate(tmp_path / "a", dt.date(2026, 11, 1), 2, 3_000, spec)

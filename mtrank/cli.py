@@ -6,7 +6,6 @@ import argparse
 import datetime as dt
 import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -180,7 +179,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command not in TENSORFLOW_FREE:
         logs = Path(args.workspace) / "logs" if getattr(args, "workspace", None) else \
-            Path(tempfile.gettempdir()) / f"mtrank-{os.getuid()}"
+            terminal.scratch_log_dir()
         terminal.import_tensorflow_quietly(logs / "tensorflow-load.log")
     try:
         return args.func(args)

@@ -50,9 +50,10 @@ def cmd_init(args) -> int:
         columns = csv_import.read_names_file(args.names)
     elif args.columns:
         columns = [csv_import.identifier(c) for c in args.columns.split(",")]
-    derived = [csv_import.parse_derived(r) for r in args.label if "=" in r]
+    rules = [csv_import.parse_derived(r) if "=" in r else csv_import.identifier(r) for r in args.label]
+    derived = [r for r in rules if not isinstance(r, str)]
     # tasks in the order given: the first carries the ranking score
-    labels = [csv_import.parse_derived(r).name if "=" in r else csv_import.identifier(r) for r in args.label]
+    labels = [r if isinstance(r, str) else r.name for r in rules]
     raw = config_lib.RawCsvSpec(columns=columns, delimiter=args.delimiter, comment=args.comment, derived=derived,
                                 drop=[csv_import.identifier(c) for c in args.drop])
     config_lib.check_raw_csv(raw, "mtrank init")  # before any file is read
@@ -60,7 +61,7 @@ def cmd_init(args) -> int:
         imported = csv_import.import_file(raw, args.csv, tmp, limit=args.sample_rows or None)
         for line in imported.summary():
             print(f"[init] {line}", flush=True)
-        log_file = Path(tempfile.gettempdir()) / f"mtrank-{os.getuid()}" / f"init-{args.name}.log"
+        log_file = terminal.scratch_log_dir() / f"init-{args.name}.log"
         print(f"[init] TFDV statistics and schema inference (log: {log_file}) ...", flush=True)
         with terminal.native_stderr_to(log_file):  # Beam's and TFDV's warnings are not the user's business
             stats = schema_inference.statistics_of_csv(str(imported.target))

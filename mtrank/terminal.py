@@ -14,8 +14,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator
+
+
+def scratch_log_dir() -> Path:
+    """Where a command without a workspace (`mtrank init`, `serve`, `compile`) keeps these lines."""
+    return Path(tempfile.gettempdir()) / f"mtrank-{os.getuid()}"
 
 
 @contextlib.contextmanager

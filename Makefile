@@ -19,7 +19,7 @@ help:
 	@echo "make install   create $(VENV) from the pinned lock and install the project"
 	@echo "make demo      simulate impressions, run the whole local pipeline, print per-task results"
 	@echo "make test      run the test suite (installs first when needed)"
-	@echo "make test-fast the unit tests only (no end-to-end pipeline runs)"
+	@echo "make test-fast the unit tests only (no pipeline or engine runs; under 3 minutes)"
 	@echo "make bench     the benchmark suite (~1 hour on 2 cores): bench/results/*.json and SUMMARY.md"
 
 install: $(STAMP)
@@ -41,9 +41,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-# The unit tests: everything but the end-to-end runs marked slow (CI runs `make test`, all of them).
+# The unit tests: not the end-to-end runs (slow) nor the engine runs (integration); CI runs `make test`, all of them.
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not integration"
 
 BENCH_WORK ?= /tmp/mtrank-bench
 

@@ -41,17 +41,16 @@ import mtrank  # noqa: E402,F401
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
-import tensorflow_transform.beam as tft_beam  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 from sklearn.preprocessing import OneHotEncoder  # noqa: E402
 from tensorflow_metadata.proto.v0 import schema_pb2  # noqa: E402
-from tensorflow_transform.tf_metadata import metadata_io, schema_utils  # noqa: E402
 from tfx.utils import io_utils  # noqa: E402
 
 from bench import common  # noqa: E402
-from components import preprocessing, trainer  # noqa: E402
+from components import trainer, transform_in_memory  # noqa: E402
 from mtrank import config as config_lib  # noqa: E402
+from mtrank import export_contract  # noqa: E402
 from mtrank import simulate  # noqa: E402
 from mtrank.models import builder  # noqa: E402
 
@@ -93,28 +92,11 @@ def transform(cfg: config_lib.Config, train: Dict[str, np.ndarray], test: Dict[s
     """The project's preprocessing_fn through tf.Transform's Beam API: analyzed on the training window,
     applied to both, as the Transform component does."""
     schema = io_utils.parse_pbtxt_file(cfg.resolve_path(cfg.data.schema), schema_pb2.Schema())
-    spec = schema_utils.schema_as_feature_spec(schema).feature_spec
-    columns = list(dict.fromkeys(cfg.input_columns + cfg.label_columns + [cfg.ranking.request_column]
-                                 + preprocessing.ranking_columns(cfg)))
-    metadata = tft.DatasetMetadata.from_feature_spec({c: spec[c] for c in columns})
-
-    def rows(data):
-        lists = {c: [[v] for v in (data[c].astype(bytes) if data[c].dtype.kind == "U" else data[c]).tolist()]
-                 for c in columns}
-        return [{c: lists[c][i] for c in columns} for i in range(len(data[columns[0]]))]
-
-    def arrays(result):
-        return {k: np.asarray([r[k] for r in result]).reshape(len(result), -1).squeeze(-1) for k in result[0]}
-
-    fn = lambda inputs: preprocessing.preprocessing_fn(inputs, {preprocessing.CONFIG_KEY: cfg.to_json()})  # noqa: E731
-    with tft_beam.Context(temp_dir=tempfile.mkdtemp(dir=work)):
-        (train_out, _), transform_fn = (rows(train), metadata) | tft_beam.AnalyzeAndTransformDataset(
-            fn, output_record_batches=False)
-        test_out, _ = ((rows(test), metadata), transform_fn) | tft_beam.TransformDataset(output_record_batches=False)
-        _ = transform_fn | tft_beam.WriteTransformFn(os.path.join(work, "transform"))
-    # The raw metadata beside it, as the Transform component writes it: the serving signatures read it.
-    metadata_io.write_metadata(metadata, os.path.join(work, "transform", tft.TFTransformOutput.RAW_METADATA_DIR))
-    return tft.TFTransformOutput(os.path.join(work, "transform")), arrays(train_out), arrays(test_out)
+    columns = transform_in_memory.raw_columns(cfg)
+    tto, train_out, (test_out,) = transform_in_memory.analyze_and_transform(
+        cfg, schema, transform_in_memory.rows_of(train, columns), os.path.join(work, "transform"),
+        others=[transform_in_memory.rows_of(test, columns)])
+    return tto, transform_in_memory.arrays_of(train_out), transform_in_memory.arrays_of(test_out)
 
 
 def _split(cfg: config_lib.Config, data: Dict[str, np.ndarray]) -> tuple:
@@ -126,7 +108,7 @@ def train_and_score(cfg: config_lib.Config, tto: tft.TFTransformOutput, train: D
                     test: Dict[str, np.ndarray]) -> Dict:
     """One variant, trained as the Trainer trains (held-out requests, early stopping when configured)."""
     started = time.perf_counter()
-    mask = trainer.held_out(cfg, tf.constant(train[preprocessing.REQUEST_KEY])).numpy()
+    mask = trainer.held_out(cfg, tf.constant(train[export_contract.REQUEST_KEY])).numpy()
     fit = _split(cfg, {k: v[~mask] for k, v in train.items()})
     validation = _split(cfg, {k: v[mask] for k, v in train.items()})
     net = builder.build(cfg, trainer.cardinalities(cfg, tto))
@@ -137,7 +119,7 @@ def train_and_score(cfg: config_lib.Config, tto: tft.TFTransformOutput, train: D
                         epochs=cfg.model.epochs, verbose=0, callbacks=[stopping] if stopping else []).history
     features = {f.transformed_name: test[f.transformed_name] for f in cfg.features}
     predictions = net.model.predict(features, batch_size=8192, verbose=0)
-    return {"auc": {t: float(roc_auc_score(test[f"{t}_label"], np.asarray(predictions[t]).ravel())) for t in BINARY},
+    return {"auc": {t: float(roc_auc_score(test[export_contract.label_key(t)], np.asarray(predictions[t]).ravel())) for t in BINARY},
             "val_loss": [round(float(x), 5) for x in history["val_loss"]],
             "epochs_run": len(history["val_loss"]),
             "best_epoch": int(np.argmin(history["val_loss"])) + 1,

@@ -36,9 +36,9 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_service_p
 from bench import common  # noqa: E402
 from bench.serving_latency import candidate_rows, serving_bench_setup, start_server, wait_ready  # noqa: E402
 from mtrank import config as config_lib  # noqa: E402
+from mtrank.export_contract import EXAMPLES_INPUT, SERVING_SIGNATURE  # noqa: E402
 from serving import candidates  # noqa: E402
 from serving.client import ServingClient  # noqa: E402
-from serving.signatures import EXAMPLES_INPUT  # noqa: E402
 
 CLIENTS = (1, 8, 32)
 SIZES = (10, 100)
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
             finally:
                 server.terminate()
                 server.wait(timeout=30)
-        signature = tf.saved_model.load(str(source)).signatures["serving_default"]
+        signature = tf.saved_model.load(str(source)).signatures[SERVING_SIGNATURE]
         for n in SIZES:
             for clients in CLIENTS:
                 stats = closed_loop(clients, in_process_call(signature, batches[n]), args.seconds)

@@ -39,9 +39,9 @@ import tensorflow as tf  # noqa: E402
 
 from bench import common  # noqa: E402
 from mtrank import config as config_lib  # noqa: E402
+from mtrank.export_contract import CONTEXT_SIGNATURE, EXAMPLES_INPUT, SERVING_SIGNATURE  # noqa: E402
 from serving import candidates, warmup  # noqa: E402
 from serving.client import ServingClient, ServingError  # noqa: E402
-from serving.signatures import CONTEXT_SIGNATURE, EXAMPLES_INPUT  # noqa: E402
 from tensorflow_serving.apis import model_pb2, predict_pb2  # noqa: E402
 
 SIZES = (1, 100, 1000)
@@ -185,7 +185,7 @@ def main(argv=None) -> int:
     args, cfg, name, source, tmp = serving_bench_setup(__doc__, argv, 5.0, "serving-bench-")
 
     model = tf.saved_model.load(str(source))
-    signature = model.signatures["serving_default"]
+    signature = model.signatures[SERVING_SIGNATURE]
     port, rest_port = portpicker.pick_unused_port(), portpicker.pick_unused_port()
     server = start_server(tmp, args.config, name, port, rest_port)
     session = requests.Session()
@@ -227,7 +227,7 @@ def main(argv=None) -> int:
                 answers = (client.predict(repeated).outputs,
                            candidates.candidate_rows(client.predict(once, signature_name=CONTEXT_SIGNATURE).outputs))
                 assert all(np.allclose(answers[0][k], answers[1][k], atol=1e-6) for k in answers[0]), "answers differ"
-                case = {"candidates": n, "repeated_bytes": request_bytes(repeated, "serving_default"),
+                case = {"candidates": n, "repeated_bytes": request_bytes(repeated, SERVING_SIGNATURE),
                         "context_bytes": request_bytes(once, CONTEXT_SIGNATURE),
                         "repeated": measure(lambda: client.predict(repeated), args.seconds),
                         "context": measure(lambda: client.predict(once, signature_name=CONTEXT_SIGNATURE), args.seconds)}

@@ -22,7 +22,6 @@ Writes bench/results/warm_chain.{json,md,png}.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import tempfile
@@ -39,8 +38,9 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from bench import common  # noqa: E402
 from bench.id_features import BINARY, _split, simulated_days, transform  # noqa: E402
-from components import preprocessing, trainer, warm_start  # noqa: E402
+from components import trainer, warm_start  # noqa: E402
 from mtrank import config as config_lib  # noqa: E402
+from mtrank import export_contract  # noqa: E402
 from mtrank.models import builder  # noqa: E402
 
 CHAINS = ("by value", "by position", "cold")
@@ -58,7 +58,7 @@ def _restore(chain: str, cfg, net, sizes, tto, previous: Optional[str]) -> warm_
 def run_day(chain: str, cfg: config_lib.Config, tto, train: Dict[str, np.ndarray], test: Dict[str, np.ndarray],
             previous: Optional[str], save_to: str) -> Dict:
     started = time.perf_counter()
-    mask = trainer.held_out(cfg, tf.constant(train[preprocessing.REQUEST_KEY])).numpy()
+    mask = trainer.held_out(cfg, tf.constant(train[export_contract.REQUEST_KEY])).numpy()
     fit = _split(cfg, {k: v[~mask] for k, v in train.items()})
     validation = _split(cfg, {k: v[mask] for k, v in train.items()})
     sizes = trainer.cardinalities(cfg, tto)
@@ -78,8 +78,8 @@ def run_day(chain: str, cfg: config_lib.Config, tto, train: Dict[str, np.ndarray
     predictions = {k: np.asarray(v).ravel() for k, v in net.model.predict(features, batch_size=8192, verbose=0).items()}
     moved = sum(c["moved"] for c in start.remapped.values())
     return {"warm": start.warm, "reason": start.reason, "rows_moved": moved,
-            "auc": {t: float(roc_auc_score(test[f"{t}_label"], predictions[t])) for t in BINARY},
-            "mean_predicted_click": float(predictions["click"].mean()), "observed_click": float(test["click_label"].mean()),
+            "auc": {t: float(roc_auc_score(test[export_contract.label_key(t)], predictions[t])) for t in BINARY},
+            "mean_predicted_click": float(predictions["click"].mean()), "observed_click": float(test[export_contract.label_key("click")].mean()),
             "loss_before_training": round(loss_before, 5), "epochs_run": len(history["val_loss"]),
             "train_seconds": round(seconds, 1)}
 

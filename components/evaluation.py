@@ -27,18 +27,17 @@ import mtrank  # noqa: F401
 import tensorflow_model_analysis as tfma
 
 from components import change_bound, ranking_metric
-from components.trainer import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 from mtrank import config as config_lib
 from mtrank import metrics as metrics_lib
+from mtrank.export_contract import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 
-BINARY_METRICS = ["ExampleCount", "AUC", "AUCPrecisionRecall", "BinaryCrossentropy", "Calibration",
-                  "MeanLabel", "MeanPrediction"]
-REGRESSION_METRICS = ["ExampleCount", "MeanSquaredError", "MeanAbsoluteError", "MeanLabel", "MeanPrediction"]
 
-METRIC_CLASS, LOWER_IS_BETTER = metrics_lib.METRIC_CLASS, metrics_lib.LOWER_IS_BETTER
-# Metrics of this project: TFMA imports the module named in the MetricConfig (inside the Evaluator too).
-CUSTOM_MODULES = {"ExpectedCalibrationError": "components.ece", "GAUC": "components.gauc"}
-CALIBRATION_PLOT = "CalibrationPlot"
+def _settings(cfg: config_lib.Config) -> Dict[str, object]:
+    """The evaluation settings a metric may be configured with (`metrics.Metric.settings` names its own)."""
+    return {"num_bins": cfg.evaluation.ece_bins, "num_buckets": cfg.evaluation.ece_bins,
+            "group_key": cfg.evaluation.group_column}
+
+
 def slicing_specs(cfg: config_lib.Config) -> List[tfma.SlicingSpec]:
     specs = [tfma.SlicingSpec()]
     for entry in cfg.evaluation.slices:
@@ -79,40 +78,31 @@ def _change_bound_config(th: config_lib.ThresholdSpec) -> tfma.MetricConfig:
     return _overall(metric, tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**bound)))
 
 
-def _metric_config(cfg: config_lib.Config, class_name: str) -> tfma.MetricConfig:
-    """A MetricConfig with this project's settings: module of custom metrics, bins, the group column."""
-    settings: Dict[str, object] = {}
-    if class_name == "ExpectedCalibrationError":
-        settings = {"num_bins": cfg.evaluation.ece_bins}
-    elif class_name == CALIBRATION_PLOT:
-        settings = {"num_buckets": cfg.evaluation.ece_bins}
-    elif class_name == "GAUC":
-        if not cfg.evaluation.group_column:
-            raise config_lib.ConfigError(f"{cfg.source}: a GAUC threshold needs evaluation.group_column")
-        settings = {"group_key": cfg.evaluation.group_column}
-    return tfma.MetricConfig(class_name=class_name, module=CUSTOM_MODULES.get(class_name, ""),
+def _metric_config(cfg: config_lib.Config, metric: metrics_lib.Metric) -> tfma.MetricConfig:
+    """A MetricConfig with this project's settings: the module of its own metrics, bins, the group column."""
+    if metric.needs_group and not cfg.evaluation.group_column:
+        raise config_lib.ConfigError(f"{cfg.source}: a {metric.name or metric.key} threshold needs "
+                                     "evaluation.group_column")
+    values = _settings(cfg)
+    settings = {name: values[name] for name in metric.settings}
+    return tfma.MetricConfig(class_name=metric.tfma_class, module=metric.module,
                              config=json.dumps(settings) if settings else "")
 
 
-def task_metric_names(cfg: config_lib.Config, task: config_lib.TaskSpec) -> List[str]:
-    """TFMA metric classes computed for a task (thresholded ones come on top of these)."""
-    if task.type != "binary":
-        return list(REGRESSION_METRICS)
-    names = list(BINARY_METRICS) + ["ExpectedCalibrationError", CALIBRATION_PLOT]
-    if cfg.evaluation.group_column:
-        names.append("GAUC")
-    return names
+def task_metrics(cfg: config_lib.Config, task: config_lib.TaskSpec) -> List[metrics_lib.Metric]:
+    """The metrics computed for a task (thresholded ones come on top of these)."""
+    return metrics_lib.computed(task.type, cfg.evaluation.group_column)
 
 
 def metrics_spec(cfg: config_lib.Config, task: config_lib.TaskSpec) -> tfma.MetricsSpec:
-    names = task_metric_names(cfg, task)
+    metrics = task_metrics(cfg, task)
     ranking_names = {name for _, _, name in ranking_metric.metric_names(cfg)}
     mine = [th for th in cfg.evaluation.thresholds if th.task == task.name and th.metric not in ranking_names]
-    thresholds = {METRIC_CLASS.get(th.metric, th.metric): _threshold(th) for th in mine}
-    metrics = [_overall(_metric_config(cfg, name), thresholds.get(name))
-               for name in list(names) + [n for n in thresholds if n not in names]]
-    metrics += [_change_bound_config(th) for th in mine if th.significant]
-    return tfma.MetricsSpec(output_names=[task.name], metrics=metrics)
+    thresholds = {metrics_lib.BY_NAME[th.metric].key: _threshold(th) for th in mine}
+    metrics += [metrics_lib.BY_NAME[th.metric] for th in mine if metrics_lib.BY_NAME[th.metric] not in metrics]
+    configs = [_overall(_metric_config(cfg, m), thresholds.get(m.key)) for m in metrics]
+    configs += [_change_bound_config(th) for th in mine if th.significant]
+    return tfma.MetricsSpec(output_names=[task.name], metrics=configs)
 
 
 def _ranking_config(cfg: config_lib.Config, objective: str, measure: str,

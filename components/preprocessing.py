@@ -14,18 +14,12 @@ from typing import Any, Dict, List
 
 import mtrank  # noqa: F401
 import tensorflow as tf
-import tensorflow_transform as tft
 
 from mtrank import config as config_lib
+from mtrank import feature_kinds
+from mtrank.export_contract import REQUEST_KEY, raw_copy_name
 
 CONFIG_KEY = "mtrank_config"
-# With `ranking.request_column`: an int64 hash of the request, which the Trainer holds requests out by,
-# and raw float copies of the columns its weight search measures (objective labels and values).
-REQUEST_KEY = "request_key"
-
-
-def raw_copy_name(column: str) -> str:
-    return f"{column}_raw"
 
 
 def ranking_columns(cfg: config_lib.Config) -> List[str]:
@@ -72,22 +66,8 @@ def _as_string(x: tf.Tensor) -> tf.Tensor:
 
 
 def transform_feature(feature: config_lib.FeatureSpec, x: tf.Tensor) -> tf.Tensor:
-    x = _dense(x)
-    if feature.kind == "id":
-        return tft.hash_strings(_as_string(x), feature.hash_buckets)
-    if feature.kind == "categorical":
-        return tft.compute_and_apply_vocabulary(
-            _as_string(x),
-            top_k=feature.top_k or None,
-            num_oov_buckets=feature.num_oov_buckets,
-            vocab_filename=feature.name,
-        )
-    x = tf.cast(x, tf.float32)
-    if feature.kind == "bucketized":
-        return tft.bucketize(x, feature.num_buckets)
-    if feature.log1p:
-        x = tf.math.log1p(tf.maximum(x, 0.0))
-    return tft.scale_to_z_score(x)
+    """The feature's kind says how (mtrank/feature_kinds.py)."""
+    return feature_kinds.of(feature).transform(feature, _dense(x))
 
 
 def transform_label(task: config_lib.TaskSpec, y: tf.Tensor) -> tf.Tensor:

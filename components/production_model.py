@@ -33,8 +33,9 @@ from absl import logging
 from tfx import v1 as tfx
 from tfx.utils import io_utils, path_constants
 
+from mtrank.export_contract import COMPLETE_MARKER
+
 SERVING_FORMAT_DIR = path_constants.SERVING_MODEL_DIR  # "Format-Serving": where a Model artifact keeps the SavedModel
-COMPLETE_MARKER = "saved_model.pb"  # written last by the Pusher (a rename locally, the last copy on gs://)
 
 
 def loadable(path: str) -> bool:

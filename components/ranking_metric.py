@@ -31,6 +31,7 @@ from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.proto import config_pb2
 
 from mtrank import config as config_lib
+from mtrank import export_contract
 from mtrank import fusion as fusion_lib
 from mtrank import ranking
 
@@ -51,7 +52,7 @@ def settings(cfg: config_lib.Config) -> Dict[str, object]:
 
 def ranked_outputs(cfg: config_lib.Config) -> List[str]:
     """The outputs whose ranking is measured: the fused score and every task output."""
-    return [fusion_lib.SCORE_OUTPUT] + [t.name for t in cfg.tasks]
+    return [export_contract.SCORE_OUTPUT] + [t.name for t in cfg.tasks]
 
 
 def metric_names(cfg: config_lib.Config) -> List[tuple]:
@@ -107,7 +108,7 @@ def _computations(measure: str, objective: str, settings: Dict, name: str,
             key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name,
                                          example_weighted=example_weighted)
             keys = [key]
-            if output_name == fusion_lib.SCORE_OUTPUT:
+            if output_name == export_contract.SCORE_OUTPUT:
                 keys.append(key._replace(output_name=CONFIGURED_OUTPUT))
 
             def result(metrics, keys=keys, lists_key=lists_key):
@@ -195,7 +196,7 @@ def rank_lists(outputs: Dict[str, list], columns: Dict[str, list], settings: Dic
     raw = {c: np.asarray(v, dtype=np.float64) for c, v in columns.items() if c != s["request_key"]}
     scores = {o: np.asarray(v, dtype=np.float64) for o, v in outputs.items()}
     configured = fusion_lib.Fusion.from_dict(s["configured"])
-    if fusion_lib.SCORE_OUTPUT in outputs and all(t in scores for t in configured.weights):
+    if export_contract.SCORE_OUTPUT in outputs and all(t in scores for t in configured.weights):
         scores[CONFIGURED_OUTPUT] = configured.numpy(scores, raw.get(configured.value) if configured.value else None)
     result = {}
     for o in s["objectives"]:

@@ -32,24 +32,23 @@ from tfx_bsl.public import tfxio
 from components import preprocessing, records, warm_start
 from components.preprocessing import CONFIG_KEY
 from mtrank import config as config_lib
+from mtrank import feature_kinds
 from mtrank import fusion as fusion_lib
+from mtrank import export_contract
+from mtrank.export_contract import SERVING_SIGNATURE, SUMMARY_FILE, TRANSFORM_SIGNATURE
 from mtrank import ranking
 from mtrank.models import builder, diagnostics, layers
 from serving import signatures as serving_signatures_lib, warmup
 
-SERVING_SIGNATURE = "serving_default"
-TRANSFORM_SIGNATURE = "transform_features"
-SUMMARY_FILE = "training_summary.json"
 
 
 def cardinalities(cfg: config_lib.Config, tf_transform_output: tft.TFTransformOutput) -> Dict[str, int]:
     """Embedding sizes: hash buckets and bucket counts from the configuration, vocabularies from Transform."""
     sizes = {}
     for f in cfg.features:
-        if f.kind == "categorical":
-            sizes[f.name] = builder.cardinality(f, tf_transform_output.vocabulary_size_by_name(f.name))
-        elif f.is_embedded:
-            sizes[f.name] = builder.cardinality(f, 0)
+        if f.is_embedded:
+            vocabulary = feature_kinds.of(f).vocabulary
+            sizes[f.name] = builder.cardinality(f, tf_transform_output.vocabulary_size_by_name(f.name) if vocabulary else 0)
     return sizes
 
 
@@ -57,7 +56,7 @@ def vocabularies(cfg: config_lib.Config, tf_transform_output: tft.TFTransformOut
     """Today's vocabulary of each embedded categorical feature, which a warm start remaps yesterday's rows to."""
     return {f.name: warm_start.Vocabulary(layers.value_tables(f), warm_start.read_vocabulary(
                 tf_transform_output.vocabulary_file_by_name(f.name)), f.num_oov_buckets)
-            for f in cfg.features if f.kind == "categorical"}
+            for f in cfg.features if feature_kinds.of(f).vocabulary}
 
 
 def split_labels(cfg: config_lib.Config, batch: Dict[str, tf.Tensor]):
@@ -94,7 +93,7 @@ def _rows(cfg: config_lib.Config, batch: Dict[str, tf.Tensor], rows: Optional[st
     """The batch's training rows ("train"), held-out rows ("validation"), or all of them (None)."""
     if rows is None:
         return batch
-    mask = held_out(cfg, batch[preprocessing.REQUEST_KEY])
+    mask = held_out(cfg, batch[export_contract.REQUEST_KEY])
     mask = mask if rows == "validation" else tf.logical_not(mask)
     return {k: tf.boolean_mask(v, mask) for k, v in batch.items()}
 
@@ -295,13 +294,13 @@ def training_datasets(cfg: config_lib.Config, fn_args: tfx.components.FnArgs,
     With `ranking.request_column`, validation is the held-out requests of the training window (`held_out`);
     without it, the evaluation split, as before."""
     m = cfg.model
-    extras = [preprocessing.REQUEST_KEY] + [preprocessing.raw_copy_name(c) for c in preprocessing.ranking_columns(cfg)]
+    extras = [export_contract.REQUEST_KEY] + [export_contract.raw_copy_name(c) for c in preprocessing.ranking_columns(cfg)]
     started = time.perf_counter()
     if holds_out_requests(cfg):
         if m.examples_in_memory:
             arrays = load_examples(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output,
                                    extra_columns=extras)
-            mask = held_out(cfg, tf.constant(arrays[-1][preprocessing.REQUEST_KEY])).numpy()
+            mask = held_out(cfg, tf.constant(arrays[-1][export_contract.REQUEST_KEY])).numpy()
             train, validation = _split_arrays(arrays[:-1], ~mask), _split_arrays(arrays, mask)
             train_ds = in_memory_dataset(train, m.batch_size, shuffle=True, seed=m.seed)
         else:
@@ -341,8 +340,8 @@ def search_fusion(cfg: config_lib.Config, model: keras.Model, held: tuple,
         return fusion_lib.configured(cfg)
     features, extras = held[0], held[-1]
     outputs = {k: np.asarray(v).reshape(-1) for k, v in model.predict(features, batch_size=8192, verbose=0).items()}
-    columns = {c: extras[preprocessing.raw_copy_name(c)] for c in preprocessing.ranking_columns(cfg)}
-    codes = ranking.request_codes(extras[preprocessing.REQUEST_KEY])
+    columns = {c: extras[export_contract.raw_copy_name(c)] for c in preprocessing.ranking_columns(cfg)}
+    codes = ranking.request_codes(extras[export_contract.REQUEST_KEY])
     result = fusion_lib.search(cfg, codes, outputs, columns)
     fusion_lib.write_search(result, run_dir, cfg.ranking.top_k)
     logging.info("Fusion: %s (%s); %s@%d per request %.4f, configured %s: %.4f", result.chosen.describe(),

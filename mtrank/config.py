@@ -18,10 +18,11 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from mtrank import feature_kinds
+from mtrank import export_contract
 from mtrank import metrics as metrics_lib
 from mtrank import ranking
 
-FEATURE_KINDS = ("id", "categorical", "numeric", "bucketized")
 TASK_TYPES = ("binary", "regression")
 ARCHITECTURES = ("shared_bottom", "omoe", "mmoe", "cgc", "ple")
 LOSS_WEIGHTINGS = ("fixed", "uncertainty")
@@ -85,11 +86,11 @@ class FeatureSpec:
 
     @property
     def transformed_name(self) -> str:
-        return f"{self.name}_xf"
+        return export_contract.transformed_name(self.name)
 
     @property
     def is_embedded(self) -> bool:
-        return self.kind != "numeric"
+        return feature_kinds.KINDS[self.kind].embedded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,11 +112,11 @@ class TaskSpec:
     @property
     def transformed_label(self) -> str:
         """Key of the label after Transform; TFMA reads labels from here, so eval sees what training saw."""
-        return f"{self.name}_label"
+        return export_contract.label_key(self.name)
 
     @property
     def transformed_weight(self) -> str:
-        return f"{self.name}_weight"
+        return export_contract.weight_key(self.name)
 
     @property
     def conditional_output(self) -> str:
@@ -136,7 +137,7 @@ class PositionBiasSpec:
 
     @property
     def transformed_name(self) -> str:
-        return f"{self.column}_xf"
+        return export_contract.transformed_name(self.column)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -550,14 +551,6 @@ def _validate_model(cfg: Config) -> None:
         raise ConfigError(f"{src}: model.batch_size and model.steps_per_execution must be >= 1")
     if m.levels is not None and m.levels > 1 and m.architecture != "ple":
         raise ConfigError(f"{src}: model.levels = {m.levels} needs architecture ple (got {m.architecture!r})")
-    embedded = {f.name: f for f in cfg.features if f.is_embedded}
-    for pair in m.interactions:
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or any(name not in embedded for name in pair):
-            raise ConfigError(f"{src}: model.interactions entry {pair!r} must name two embedded features "
-                              f"(id, categorical or bucketized); embedded here: {sorted(embedded)}")
-        if embedded[pair[0]].embedding_dim != embedded[pair[1]].embedding_dim:
-            raise ConfigError(f"{src}: model.interactions {pair!r}: the two features need one embedding_dim "
-                              f"(got {embedded[pair[0]].embedding_dim} and {embedded[pair[1]].embedding_dim})")
     if m.early_stopping_patience < 0:
         raise ConfigError(f"{src}: model.early_stopping_patience must be >= 0 (0 = off)")
     if m.early_stopping_monitor != "loss" and m.early_stopping_monitor not in {t.name for t in cfg.tasks}:
@@ -578,9 +571,22 @@ def _validate_model(cfg: Config) -> None:
             raise ConfigError(f"{src}: model.position_bias needs num_buckets >= 2 and embedding_dim >= 1")
 
 
-def _interaction_pairs(cfg: Config) -> List[List[str]]:
-    pairs = cfg.model.interactions
-    return [p for p in pairs if isinstance(p, (list, tuple))]
+def _check_interactions(cfg: Config) -> None:
+    """model.interactions: pairs of embedded features of one width; and a feature kept out of the experts
+    (deep: false) must be read by its bias or an interaction. Run after each feature's own checks."""
+    src = cfg.source
+    embedded = {f.name: f for f in cfg.features if f.is_embedded}
+    for pair in cfg.model.interactions:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or any(name not in embedded for name in pair):
+            raise ConfigError(f"{src}: model.interactions entry {pair!r} must name two embedded features "
+                              f"(kinds {feature_kinds.embedded_kinds()}); embedded here: {sorted(embedded)}")
+        if embedded[pair[0]].embedding_dim != embedded[pair[1]].embedding_dim:
+            raise ConfigError(f"{src}: model.interactions {pair!r}: the two features need one embedding_dim "
+                              f"(got {embedded[pair[0]].embedding_dim} and {embedded[pair[1]].embedding_dim})")
+    for f in cfg.features:
+        if not f.deep and not f.bias and not any(f.name in pair for pair in cfg.model.interactions):
+            raise ConfigError(f"{src}: feature {f.name!r} has deep: false but neither bias nor an interaction; "
+                              "nothing would read it")
 
 
 def validate(cfg: Config) -> None:
@@ -594,23 +600,19 @@ def validate(cfg: Config) -> None:
         if f.name in seen:
             raise ConfigError(f"{src}: feature {f.name!r} is listed twice")
         seen.add(f.name)
-        if f.kind not in FEATURE_KINDS:
-            raise ConfigError(f"{src}: feature {f.name!r} has kind {f.kind!r}; use one of {FEATURE_KINDS}")
-        if f.dtype not in ("string", "int", "float"):
-            raise ConfigError(f"{src}: feature {f.name!r} has dtype {f.dtype!r}; use string, int or float")
-        if f.kind == "id" and f.hash_buckets <= 1:
-            raise ConfigError(f"{src}: id feature {f.name!r} needs hash_buckets > 1")
-        if f.kind == "bucketized" and f.num_buckets <= 1:
-            raise ConfigError(f"{src}: bucketized feature {f.name!r} needs num_buckets > 1")
+        if f.kind not in feature_kinds.KINDS:  # mtrank/feature_kinds.py: what each kind means
+            raise ConfigError(f"{src}: feature {f.name!r} has kind {f.kind!r}; use one of {tuple(feature_kinds.KINDS)}")
+        if f.dtype not in feature_kinds.RAW_TYPES:
+            raise ConfigError(f"{src}: feature {f.name!r} has dtype {f.dtype!r}; use one of "
+                              f"{tuple(feature_kinds.RAW_TYPES)}")
+        problem = feature_kinds.of(f).check(f)
+        if problem:
+            raise ConfigError(f"{src}: {problem}")
         if f.l2 < 0:
             raise ConfigError(f"{src}: feature {f.name!r} has l2 {f.l2}; use a value >= 0")
-        if not f.deep and not f.bias and not any(f.name in pair for pair in _interaction_pairs(cfg)):
-            raise ConfigError(f"{src}: feature {f.name!r} has deep: false but neither bias nor an interaction; "
-                              "nothing would read it")
         if f.bias and not f.is_embedded:
-            raise ConfigError(f"{src}: feature {f.name!r}: bias is for embedded kinds (id, categorical, bucketized)")
-        if f.kind in ("numeric", "bucketized") and f.dtype == "string":
-            raise ConfigError(f"{src}: {f.kind} feature {f.name!r} must have dtype int or float")
+            raise ConfigError(f"{src}: feature {f.name!r}: bias is for embedded kinds {feature_kinds.embedded_kinds()}")
+    _check_interactions(cfg)
     if not any(f.deep for f in cfg.features):
         raise ConfigError(f"{src}: every feature has deep: false; the experts need at least one input")
     for column in cfg.input_columns:
@@ -620,7 +622,7 @@ def validate(cfg: Config) -> None:
     task_names = [t.name for t in cfg.tasks]
     if len(set(task_names)) != len(task_names):
         raise ConfigError(f"{src}: task names must be unique, got {task_names}")
-    reserved = {"score"}
+    reserved = {export_contract.SCORE_OUTPUT}
     for t in cfg.tasks:
         if t.name in reserved:
             raise ConfigError(f"{src}: task name {t.name!r} is reserved for the fused ranking score")
@@ -654,7 +656,7 @@ def validate(cfg: Config) -> None:
                     "columns must never be model inputs"
                 )
     for th in cfg.evaluation.thresholds:
-        if th.task not in task_names and th.task != "score":
+        if th.task not in task_names and th.task != export_contract.SCORE_OUTPUT:
             raise ConfigError(f"{src}: threshold names task {th.task!r}, which is not configured (nor 'score', "
                               "the fused ranking score, for a ranking metric)")
         if th.significant and (th.max_drop is None or not cfg.evaluation.confidence_intervals):
@@ -701,12 +703,20 @@ def _validate_ranking(cfg: Config) -> None:
     for th in cfg.evaluation.thresholds:
         looks_ranked = "@" in th.metric and th.metric.split("@")[0].rsplit("_", 1)[-1] in (
             "gain", "ndcg", "share")
-        if (th.task == "score" or looks_ranked) and th.metric not in ranking_names:
+        if (th.task == export_contract.SCORE_OUTPUT or looks_ranked) and th.metric not in ranking_names:
             raise ConfigError(f"{src}: the {th.task} threshold names {th.metric!r}, which the Evaluator does not "
                               f"compute; ranking metrics here: {sorted(ranking_names) or 'none (no ranking.request_column)'}")
-        if th.significant and th.metric not in ranking_names and th.metric not in metrics_lib.METRIC_CLASS:
-            raise ConfigError(f"{src}: the {th.task} {th.metric} threshold asks for a significant drop; that needs a "
-                              f"metric the project names ({sorted(metrics_lib.METRIC_CLASS)} or a ranking metric)")
+        if th.metric in ranking_names:
+            continue
+        metric = metrics_lib.BY_NAME.get(th.metric)
+        task_type = next(t.type for t in cfg.tasks if t.name == th.task)
+        named = sorted(n for n, m in metrics_lib.BY_NAME.items() if task_type in m.task_types)
+        if metric is None or task_type not in metric.task_types:
+            raise ConfigError(f"{src}: the {th.task} threshold names metric {th.metric!r}; a {task_type} task's "
+                              f"thresholds take one of {named} (or a ranking metric)")
+        if metric.needs_group and not cfg.evaluation.group_column:
+            raise ConfigError(f"{src}: the {th.task} {th.metric} threshold needs evaluation.group_column (the raw "
+                              "column whose groups it averages over, e.g. user_id)")
     if f.mode not in FUSION_MODES:
         raise ConfigError(f"{src}: ranking.fusion.mode is {f.mode!r}; use one of {FUSION_MODES}")
     for name in f.tasks:

@@ -28,11 +28,10 @@ import numpy as np
 
 from mtrank import config as config_lib
 from mtrank import ranking
+from mtrank.export_contract import FUSION_FILE
 
-SCORE_OUTPUT = "score"
 # One-sided 95 %: a guardrail must hold at the lower confidence bound over the held-out requests.
 GUARDRAIL_Z = 1.645
-FUSION_FILE = "fusion.json"  # beside the SavedModel (assets.extra) and in the Trainer's run folder
 PARETO_TABLE = "fusion_pareto.csv"
 PARETO_PLOT = "fusion_pareto.png"
 _FLOOR = 1e-7  # log floor: a probability of 0 must not make every exponent meaningless

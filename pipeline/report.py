@@ -28,19 +28,14 @@ REPORT_FILE = "report.md"
 MIN_SLICE_ROWS = 200  # regression: rows
 MIN_SLICE_CLASS = 20  # binary: positives and negatives each
 
-# (column title, TFMA metric name, format) per task type
-BINARY_COLUMNS = [("AUC", "auc", ".4f"), ("GAUC", "gauc", ".4f"), ("GAUC users", "gauc_groups", ".0f"), ("PR-AUC", "auc_precision_recall", ".4f"),
-                  ("log loss", "binary_crossentropy", ".4f"), ("calibration", "calibration", ".3f"),
-                  ("ECE", "expected_calibration_error", ".4f"), ("mean label", "mean_label", ".4f"),
-                  ("mean pred.", "mean_prediction", ".4f"), ("rows", "example_count", ".0f")]
-REGRESSION_COLUMNS = [("MSE", "mean_squared_error", ".4f"), ("MAE", "mean_absolute_error", ".4f"),
-                      ("mean label", "mean_label", ".4f"), ("mean pred.", "mean_prediction", ".4f"),
-                      ("rows", "example_count", ".0f")]
-
 
 def binary_columns(cfg: config_lib.Config):
-    """The binary metric columns of the tables; GAUC only when the configuration names a group column."""
-    return [c for c in BINARY_COLUMNS if not c[1].startswith("gauc") or cfg.evaluation.group_column]
+    """The binary metric columns of the tables, (title, TFMA key, format) from the metric table; GAUC only
+    when the configuration names a group column."""
+    return metrics_lib.report_columns(metrics_lib.BINARY, cfg.evaluation.group_column)
+
+
+REGRESSION_COLUMNS = metrics_lib.report_columns(metrics_lib.REGRESSION, None)
 
 
 def report_dir(workspace_root: os.PathLike, result: results.RunResult) -> Path:
@@ -178,9 +173,9 @@ def slice_section(cfg: config_lib.Config, result: results.RunResult) -> List[str
         for s in slices:
             m = result.metrics[s].get(t.name, {})
             count = m.get("example_count", float("nan"))
-            positives = count * m.get("mean_label", float("nan")) if binary else None
+            positives = count * m.get(metrics_lib.MEAN_LABEL, float("nan")) if binary else None
             one_class = binary and (not positives or positives >= count)
-            values = {k: (float("nan") if one_class and k in ("auc", "gauc", "auc_precision_recall") else v)
+            values = {k: (float("nan") if one_class and k in metrics_lib.UNDEFINED_WITH_ONE_CLASS else v)
                       for k, v in m.items()}
             rows.append((s, values, count))
         key = "auc" if binary else "mean_squared_error"
@@ -206,7 +201,7 @@ def slice_section(cfg: config_lib.Config, result: results.RunResult) -> List[str
 def _enough(values: Dict[str, float], count: float, binary: bool) -> bool:
     if not binary:
         return count >= MIN_SLICE_ROWS
-    positives = count * values.get("mean_label", math.nan)
+    positives = count * values.get(metrics_lib.MEAN_LABEL, math.nan)
     return positives >= MIN_SLICE_CLASS and count - positives >= MIN_SLICE_CLASS
 
 

@@ -19,6 +19,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from mtrank import config as config_lib
+from mtrank import export_contract
 from mtrank import fusion as fusion_lib
 from mtrank import metrics as metrics_lib
 from mtrank import ranking
@@ -395,7 +396,7 @@ def fusion_summary(result: RunResult) -> Optional[Dict[str, object]]:
         return json.load(f)
 
 
-RANKERS = ((fusion_lib.SCORE_OUTPUT, "score (served)"), ("score_configured", "score, configured weights"))
+RANKERS = ((export_contract.SCORE_OUTPUT, "score (served)"), ("score_configured", "score, configured weights"))
 
 
 def ranking_lines(cfg: config_lib.Config, result: RunResult) -> List[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -19,11 +18,9 @@ import mtrank  # noqa: F401
 import numpy as np
 
 from mtrank import config as config_lib
+from mtrank import feature_kinds
 
 Row = Dict[str, Any]
-
-NUMPY_DTYPES = {"string": object, "int": np.int64, "float": np.float32}
-
 
 class CandidateError(ValueError):
     """A candidates file or row the model cannot score; the message names the file, row and column."""
@@ -88,17 +85,7 @@ def _value(cfg: config_lib.Config, row: Mapping[str, Any], index: int, column: s
                              f"{cfg.input_columns} (configuration {cfg.source})")
     value, dtype = row[column], cfg.feature_dtype(column)
     try:
-        if dtype == "string":
-            return value if isinstance(value, bytes) else str(value).encode()
-        if dtype == "int":
-            number = float(value)
-            if not number.is_integer():
-                raise ValueError(f"{value!r} is not a whole number")
-            return int(number)
-        number = float(value)
-        if not math.isfinite(number):
-            raise ValueError(f"{value!r} is not finite")
-        return number
+        return feature_kinds.raw_type(dtype).parse(value)
     except (TypeError, ValueError) as e:
         raise CandidateError(f"candidate {index}: column {column!r} must be {dtype}: {e}") from None
 
@@ -109,15 +96,8 @@ def to_example(cfg: config_lib.Config, row: Mapping[str, Any], index: int = 0,
     `columns`, those input columns only (a ranking request's context, or a candidate's own part)."""
     import tensorflow as tf
 
-    feature = {}
-    for column in cfg.input_columns if columns is None else columns:
-        value, dtype = _value(cfg, row, index, column), cfg.feature_dtype(column)
-        if dtype == "string":
-            feature[column] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-        elif dtype == "int":
-            feature[column] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-        else:
-            feature[column] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+    feature = {column: feature_kinds.raw_type(cfg.feature_dtype(column)).feature(_value(cfg, row, index, column))
+               for column in (cfg.input_columns if columns is None else columns)}
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
@@ -149,7 +129,7 @@ def candidate_rows(outputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
 def to_raw_columns(cfg: config_lib.Config, rows: Sequence[Mapping[str, Any]]) -> Dict[str, np.ndarray]:
     """Input of the raw-feature signature: one [N] array per input column, typed as configured."""
     return {column: np.array([_value(cfg, row, i, column) for i, row in enumerate(rows)],
-                             dtype=NUMPY_DTYPES[cfg.feature_dtype(column)])
+                             dtype=feature_kinds.raw_type(cfg.feature_dtype(column)).numpy_dtype)
             for column in cfg.input_columns}
 
 

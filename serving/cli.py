@@ -17,6 +17,7 @@ from typing import List, Sequence
 
 import mtrank  # noqa: F401
 from mtrank import config as config_lib
+from mtrank import export_contract
 
 DEFAULT_SERVING_ROOT = "workspace/serving"
 DEFAULT_PORT = 8500
@@ -183,7 +184,7 @@ def add_query_parser(subparsers) -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="ask this version (default: the newest loaded)")
     which.add_argument("--label", help="ask the version with this label, e.g. stable or canary")
-    p.add_argument("--signature", default="serving_default",
+    p.add_argument("--signature", default=export_contract.SERVING_SIGNATURE,
                    help="serving_default (tf.Examples), raw_features (one tensor per column) or ranking_request "
                         "(a JSON file's context once, beside each candidate's own columns) (default: %(default)s)")
     p.add_argument("--by", default="score", help="output to rank by (default: %(default)s)")

@@ -20,8 +20,10 @@ from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
+from mtrank import export_contract
+
 DEFAULT_TARGET = "127.0.0.1:8500"
-DEFAULT_SIGNATURE = "serving_default"
+DEFAULT_SIGNATURE = export_contract.SERVING_SIGNATURE
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 _HINTS = {
@@ -101,7 +103,12 @@ class ServingClient:
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
     def _call(self, method, request, what: str):
-        """Calls with a deadline; retries UNAVAILABLE with exponential backoff, a bounded number of times."""
+        """Calls with a deadline; retries UNAVAILABLE with exponential backoff, a bounded number of times.
+
+        Not gRPC's own retry policy (the channel's service config): it caps attempts at 5, shares one deadline
+        among all attempts, and on a connection failure tells the caller nothing of how many attempts were
+        made, which the error message reports (`ServingError.attempts`); with requests' retries on the REST
+        side the same holds, so both clients keep this bounded loop."""
         delay = self.backoff_s
         for attempt in range(1, self.retries + 2):
             try:

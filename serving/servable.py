@@ -18,7 +18,9 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.saved_model import loader_impl
 
-DEFAULT_SIGNATURE = "serving_default"
+from mtrank import export_contract
+
+DEFAULT_SIGNATURE = export_contract.SERVING_SIGNATURE
 UNPARSABLE = "Could not parse example input"  # TF Serving's wording (TensorFlow's ParseExample op)
 _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
 

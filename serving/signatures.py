@@ -19,14 +19,12 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import mtrank  # noqa: F401
 import tensorflow as tf
 
+from mtrank.export_contract import (CONTEXT_FLAG_INPUT, CONTEXT_SIGNATURE, EXAMPLES_INPUT,  # noqa: F401 (re-exported)
+                                     RAW_SIGNATURE, SCORE_OUTPUT)
+
 Bounds = Dict[str, Tuple[Optional[float], Optional[float]]]
 MAX_INDEXES_NAMED = 10
 
-SCORE_OUTPUT = "score"  # the fused ranking score every signature returns beside the task outputs
-EXAMPLES_INPUT = "examples"  # input key of `serving_default` (serialized tf.Examples)
-RAW_SIGNATURE = "raw_features"
-CONTEXT_SIGNATURE = "ranking_request"  # {examples: context row + candidates, is_context} -> one value per row
-CONTEXT_FLAG_INPUT = "is_context"
 
 
 def _per_example_shape(column: str, spec) -> List[int]:

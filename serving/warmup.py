@@ -16,18 +16,18 @@ import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from mtrank import config as config_lib
+from mtrank import feature_kinds
+from mtrank.export_contract import CONTEXT_SIGNATURE, EXAMPLES_INPUT, RAW_SIGNATURE, SERVED_SIGNATURES, WARMUP_FILE
 from serving import candidates
-from serving.signatures import CONTEXT_SIGNATURE, EXAMPLES_INPUT, RAW_SIGNATURE
 
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's own limit on replayed records
 BATCH_SIZES = (1, 100, 1000)  # one request's candidate counts, from a single item to a full page
 
 
 def synthetic_rows(cfg: config_lib.Config, n: int):
     """`n` rows with every input column filled: strings, whole numbers and floats that vary by row."""
-    values = {"string": lambda i: f"warmup-{i % 7}", "int": lambda i: i % 24, "float": lambda i: float(i % 50) + 0.5}
-    return [{c: values[cfg.feature_dtype(c)](i) for c in cfg.input_columns} for i in range(n)]
+    types = {c: feature_kinds.raw_type(cfg.feature_dtype(c)) for c in cfg.input_columns}
+    return [{c: t.warmup_value(i) for c, t in types.items()} for i in range(n)]
 
 
 def warmup_requests(cfg: config_lib.Config, model_name: str, signature_names: Sequence[str],
@@ -51,7 +51,7 @@ def warmup_requests(cfg: config_lib.Config, model_name: str, signature_names: Se
 
 
 def write_warmup_requests(export_dir: str, cfg: config_lib.Config,
-                          signature_names: Sequence[str] = ("serving_default", RAW_SIGNATURE, CONTEXT_SIGNATURE),
+                          signature_names: Sequence[str] = SERVED_SIGNATURES,
                           batch_sizes: Sequence[int] = BATCH_SIZES) -> str:
     """Writes the warm-up file into `export_dir` (a SavedModel folder) and returns its path."""
     path = os.path.join(export_dir, WARMUP_FILE)

@@ -97,6 +97,7 @@ def test_the_configured_columns_are_those_of_the_uci_names_file(adult_cfg):
     assert csv_import.read_names_file(ADULT_SRC / "adult.names") == adult_cfg.data.raw.columns
 
 
+@pytest.mark.integration
 def test_adult_runs_through_transform(adult_cfg, adult_schema, prepared):
     out, _ = prepared
     spec = transform_support.feature_spec(adult_schema)

@@ -86,6 +86,7 @@ def content_run(cfg, tmp_path_factory):
     return _run(small, tmp, data_root, START + dt.timedelta(days=2), train_days=2)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("defect", sorted(CONTENT_DEFECTS))
 def test_content_defect_is_named_with_day_file_and_column(content_run, defect):
     message, _, _ = content_run
@@ -96,6 +97,7 @@ def test_content_defect_is_named_with_day_file_and_column(content_run, defect):
         f"{defect}: expected day {day}, column {column!r} and one of {kinds} in:\n{message}"
 
 
+@pytest.mark.integration
 def test_content_defects_stop_the_pipeline_at_the_gate(content_run):
     message, result, model_dir = content_run
     assert "the run stops before Transform" in message

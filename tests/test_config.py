@@ -46,6 +46,12 @@ def _raw(cfg):
     (lambda r: r["features"][0].update(deep=False), "nothing would read it"),
     (lambda r: r["data"].update(pipeline_name="my pipeline"), "data.pipeline_name 'my pipeline'"),
     (lambda r: r["data"].update(pipeline_name="Mtrank_v2"), "what Kubeflow Pipelines accepts"),
+    # A threshold's metric comes from the metric table (mtrank/metrics.py), for the task's type.
+    (lambda r: r["evaluation"]["thresholds"].append({"task": "click", "metric": "acu"}), "metric 'acu'"),
+    (lambda r: r["evaluation"]["thresholds"].append({"task": "dwell", "metric": "auc"}),
+     "a regression task's thresholds take one of ['mae', 'mse']"),
+    (lambda r: (r["evaluation"].update(group_column=None),
+                r["evaluation"]["thresholds"].append({"task": "click", "metric": "gauc"})), "needs evaluation.group_column"),
 ])
 def test_errors_name_the_file_and_what_is_wrong(cfg, tmp_path, mutate, message):
     raw = _raw(cfg)

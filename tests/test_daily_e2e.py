@@ -6,7 +6,6 @@ day 3: its labels are shuffled on purpose: not blessed, nothing pushed, version 
 day 2 again: already finished, so no new Trainer runs and nothing is pushed
 """
 
-import dataclasses
 import datetime as dt
 import os
 

@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from components import eval_sample
@@ -26,6 +27,7 @@ def _rows(root, split: str = "eval"):
             for r in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator()]
 
 
+@pytest.mark.integration
 def test_a_large_day_is_cut_to_about_max_rows_the_same_way_every_time(tmp_path):
     _write_split(tmp_path / "in", 20_000)
     total, kept = eval_sample.sample_split(str(tmp_path / "in"), str(tmp_path / "a"), "eval", 4_000)

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -83,6 +84,32 @@ def test_binary_tasks_get_ece_calibration_plot_and_gauc(cfg):
     assert list(evaluation.slicing_specs(cfg)[-1].feature_keys) == ["position"]
 
 
+def test_every_metric_of_the_table_is_computed_configured_and_reported_as_it_says(cfg):
+    """The metric table (mtrank/metrics.py) is the one place a metric is described: what the Evaluator
+    computes for each task type, the module of a metric of ours, and the report's columns all follow it."""
+    from mtrank import metrics as metrics_lib
+    from pipeline import report
+
+    config = evaluation.eval_config(cfg)
+    by_task = {s.output_names[0]: {m.class_name: m for m in s.metrics} for s in config.metrics_specs[:3]}
+    for task in cfg.tasks:
+        expected = {m.tfma_class for m in metrics_lib.METRICS if task.type in m.task_types}
+        assert expected <= set(by_task[task.name]), task.name
+        for m in metrics_lib.METRICS:
+            if m.tfma_class in by_task[task.name] and m.module:
+                assert by_task[task.name][m.tfma_class].module == m.module
+                __import__(m.module)  # TFMA imports it by this name inside the Evaluator
+    assert [key for _, key, _ in report.binary_columns(cfg)] == [
+        key for m in metrics_lib.METRICS if "binary" in m.task_types for _, key, _ in m.columns]
+    ungrouped = cfg.replace(evaluation=dataclasses.replace(cfg.evaluation, group_column=None))
+    assert "gauc" not in [key for _, key, _ in report.binary_columns(ungrouped)]
+    assert "GAUC" not in {m.class_name for m in evaluation.eval_config(ungrouped).metrics_specs[0].metrics}
+    # Directions: a lower-is-better metric gets an upper bound as its floor.
+    for name, metric in metrics_lib.BY_NAME.items():
+        assert metrics_lib.lower_is_better(name) == metric.lower_is_better
+        assert metrics_lib.key_name(name) == metric.key
+
+
 def _write_examples(path, columns):
     import tensorflow as tf
 
@@ -148,6 +175,7 @@ def _validate(cfg, tmp_path, monkeypatch, worse_task, one_class=None, output=Non
     return tfma.load_validation_result(out)
 
 
+@pytest.mark.integration
 def test_a_model_made_worse_on_one_binary_task_is_not_blessed(cfg, tmp_path, monkeypatch):
     validation = _validate(cfg, tmp_path, monkeypatch, worse_task="purchase")
     assert not validation.validation_ok
@@ -158,6 +186,7 @@ def test_a_model_made_worse_on_one_binary_task_is_not_blessed(cfg, tmp_path, mon
     assert {task for task, _, _ in failed} == {"purchase"}  # click is as good as before: no seesaw excuse
 
 
+@pytest.mark.integration
 def test_a_model_made_worse_on_the_regression_task_is_not_blessed(cfg, tmp_path, monkeypatch):
     validation = _validate(cfg, tmp_path, monkeypatch, worse_task="dwell")
     assert not validation.validation_ok
@@ -167,6 +196,7 @@ def test_a_model_made_worse_on_the_regression_task_is_not_blessed(cfg, tmp_path,
     assert {task for task, _, _ in failed} == {"dwell"}
 
 
+@pytest.mark.integration
 def test_an_auc_on_one_class_is_undefined_not_zero_and_fails_its_floor_saying_so(cfg, tmp_path, monkeypatch):
     from pipeline import results
 
@@ -215,6 +245,7 @@ def test_a_significant_threshold_sits_on_the_change_bound_and_turns_intervals_on
         config_lib.from_dict(raw, "x.yaml")
 
 
+@pytest.mark.integration
 def test_a_chance_drop_refused_by_the_point_rule_passes_when_the_drop_must_be_significant(cfg, tmp_path,
                                                                                           monkeypatch):
     """Same signal, a little more noise: the point change is below −max_drop, its interval is not."""
@@ -237,6 +268,7 @@ def test_a_chance_drop_refused_by_the_point_rule_passes_when_the_drop_must_be_si
     assert metrics["Overall"]["purchase"]["auc_change_bound"] == pytest.approx(high, abs=1e-9)
 
 
+@pytest.mark.integration
 def test_a_really_worse_model_is_refused_by_the_significant_rule_and_the_reason_says_so(cfg, tmp_path,
                                                                                           monkeypatch):
     from pipeline import results

@@ -70,6 +70,7 @@ def test_ece_matches_the_hand_computation():
     assert next(iter(out.values())) == pytest.approx(hand)
 
 
+@pytest.mark.integration
 def test_gauc_and_ece_run_inside_tfma(tmp_path):
     """A real TFMA run (predictions read from the data, no model): the configured metrics come out per slice."""
     import tensorflow as tf

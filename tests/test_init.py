@@ -79,6 +79,7 @@ def test_domains_tolerate_a_little_drift_and_numbers_keep_their_sign(initialised
     assert cfg.serving.model_name == "shop"
 
 
+@pytest.mark.integration
 def test_the_schema_accepts_the_data_it_came_from_for_training_and_serving(initialised, shop_csv, tmp_path):
     """The contract must pass on its own sample: no anomaly in TRAINING, and serving rows (no labels) too."""
     out, schema, cfg = initialised

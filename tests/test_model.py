@@ -72,6 +72,7 @@ def test_every_weight_starts_from_its_own_draw_and_repeatably(cfg, net):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
 
 
+@pytest.mark.integration
 def test_trains_a_step_and_loss_goes_down(cfg):
     small = cfg.replace(model=dataclasses.replace(cfg.model, learning_rate=0.01))
     net = builder.build(small, builder.default_cardinalities(small))
@@ -92,6 +93,7 @@ def test_unmatched_shared_input_sizes_do_not_matter_to_task_names(cfg):
     assert "t_purchase_given_t_click" in net.model.output_names
 
 
+@pytest.mark.integration
 def test_early_stopping_exports_the_best_epoch_not_the_last(cfg):
     """Pure-noise labels on few rows: the network memorises them, the held-out loss rises after its best
     epoch, and what training leaves in the model is that best epoch's weights."""
@@ -126,6 +128,7 @@ def test_early_stopping_stays_off_without_held_out_requests(cfg):
     assert trainer.early_stopping(per_task, held_out=True).monitor == "val_purchase_loss"
 
 
+@pytest.mark.integration
 def test_a_value_bias_moves_only_its_own_rows_and_interactions_reach_the_logit(cfg):
     wide = cfg.replace(features=[dataclasses.replace(f, bias=True) if f.name == "category" else f for f in cfg.features],
                        model=dataclasses.replace(cfg.model, interactions=[["user_segment", "category"]]))

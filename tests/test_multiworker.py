@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.integration  # two TensorFlow worker processes training together
 
 WORKER = Path(__file__).with_name("multiworker_worker.py")
 REPO = WORKER.parent.parent

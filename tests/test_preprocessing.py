@@ -29,6 +29,7 @@ def _column(result, key):
     return np.array([r[key] for r in result]).ravel()
 
 
+@pytest.mark.integration
 def test_every_configured_feature_and_label_is_produced(cfg, transformed):
     _, result = transformed
     expected = {f.transformed_name for f in cfg.features} | {t.transformed_label for t in cfg.tasks}
@@ -36,6 +37,7 @@ def test_every_configured_feature_and_label_is_produced(cfg, transformed):
     assert set(result[0]) == expected
 
 
+@pytest.mark.integration
 def test_numeric_is_z_scored_after_log1p(transformed):
     day, result = transformed
     price = _column(result, "price_xf")
@@ -45,6 +47,7 @@ def test_numeric_is_z_scored_after_log1p(transformed):
     np.testing.assert_allclose(price, expected, atol=1e-3)
 
 
+@pytest.mark.integration
 def test_categorical_gets_a_vocabulary_and_bucketized_stays_in_range(cfg, transformed):
     day, result = transformed
     device = _column(result, "device_xf")
@@ -58,6 +61,7 @@ def test_categorical_gets_a_vocabulary_and_bucketized_stays_in_range(cfg, transf
     assert buckets.min() >= 0 and buckets.max() < 10 and len(set(buckets)) >= 8
 
 
+@pytest.mark.integration
 def test_labels_are_floats_and_regression_label_is_log1p(transformed):
     day, result = transformed
     np.testing.assert_array_equal(_column(result, "click_label"), day["click"].astype(np.float32))

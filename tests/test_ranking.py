@@ -153,6 +153,7 @@ def test_ranking_configuration_errors_name_the_key(cfg, change, message):
         config_lib.from_dict(raw, "x.yaml")
 
 
+@pytest.mark.integration
 def test_tfma_runs_the_ranking_metrics_and_their_thresholds(cfg, day, tmp_path):
     """Model-agnostic TFMA over materialised predictions: the metric inside TFMA equals mtrank.ranking on the
     same rows, the configured fusion is reported beside the served score, and a threshold on `score` fails

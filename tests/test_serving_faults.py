@@ -117,6 +117,7 @@ def test_an_oversized_batch_is_resource_exhausted_and_a_large_allowed_one_is_ans
         server.stop()
 
 
+@pytest.mark.integration
 def test_load_while_a_new_and_then_a_corrupt_version_are_pushed_fails_no_valid_request(cfg, builds, served):
     server, _, base = served
     model = server.models[0]

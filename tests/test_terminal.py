@@ -15,6 +15,7 @@ def _python(code):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
 
 
+@pytest.mark.integration
 def test_tensorflows_load_lines_go_to_the_log_not_the_terminal(tmp_path):
     loud = _python("import tensorflow")
     if not loud.stderr.strip():

@@ -32,6 +32,7 @@ def test_in_memory_dataset_keeps_features_and_labels_of_a_row_together():
         np.testing.assert_array_equal(features["b_xf"], features["a_xf"].astype(np.int64) % 7)
 
 
+@pytest.mark.integration
 def test_several_steps_per_call_give_the_same_weights_as_one():
     """steps_per_execution changes how often Python runs, not the maths: same batches, same updates."""
     x = np.random.default_rng(0).normal(size=(512, 4)).astype("float32")

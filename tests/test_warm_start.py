@@ -13,6 +13,8 @@ import transform_support
 from components import trainer, warm_start
 from mtrank.models import builder, layers
 
+pytestmark = pytest.mark.integration  # every test here runs Transform or trains
+
 # Frequencies per day: the order flips, one category disappears, one arrives.
 DAY_ONE = {"user_segment": {"s1": 60, "s2": 30, "s3": 10}, "category": {"c1": 50, "c2": 30, "c3": 15, "c4": 5},
            "device": {"mobile": 70, "desktop": 30}}

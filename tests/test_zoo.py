@@ -70,6 +70,7 @@ def trained(request, cfg):
     return arch_cfg, net, x, logs, before
 
 
+@pytest.mark.integration
 def test_trains_and_exports_the_same_outputs_without_position(trained, tmp_path):
     cfg, net, x, logs, _ = trained
     assert all(np.isfinite(log["loss"]) for log in logs)
@@ -90,6 +91,7 @@ def test_trains_and_exports_the_same_outputs_without_position(trained, tmp_path)
     np.testing.assert_allclose(out["click"], net.model(serving_x)["click"].numpy().ravel(), rtol=1e-5)
 
 
+@pytest.mark.integration
 def test_gate_weights_sum_to_one_over_the_labelled_experts(trained):
     cfg, net, x, _, _ = trained
     gates = net.gates({k: v for k, v in x.items() if k in net.gates.input_names})
@@ -99,6 +101,7 @@ def test_gate_weights_sum_to_one_over_the_labelled_experts(trained):
         np.testing.assert_allclose(weights.numpy().sum(axis=1), 1.0, rtol=1e-5, err_msg=task)
 
 
+@pytest.mark.integration
 def test_experts_start_different_and_stay_different_after_training(trained):
     _, net, _, _, before = trained
     after = _expert_kernels(net)

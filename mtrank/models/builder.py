@@ -22,6 +22,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from mtrank import config as config_lib
+from mtrank import feature_kinds
 from mtrank.models import bottoms, layers
 from mtrank.models import losses as losses_lib
 
@@ -51,11 +52,8 @@ def default_cardinalities(cfg: config_lib.Config, vocabulary_size: int = 100) ->
 
 
 def cardinality(feature: config_lib.FeatureSpec, vocabulary_size: int) -> int:
-    if feature.kind == "id":
-        return feature.hash_buckets
-    if feature.kind == "bucketized":
-        return feature.num_buckets + 1
-    return vocabulary_size + feature.num_oov_buckets
+    """Rows of an embedded feature's table, as its kind sizes it (mtrank/feature_kinds.py)."""
+    return feature_kinds.of(feature).cardinality(feature, vocabulary_size)
 
 
 def heads(cfg: config_lib.Config, logits: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from mtrank import config as config_lib
+from mtrank import feature_kinds
 
 
 def weight_seed(base: int, name: str) -> int:
@@ -206,8 +207,8 @@ def feature_inputs(cfg: config_lib.Config) -> Dict[str, keras.Input]:
     """One Keras input per transformed feature, named as Transform names it."""
     inputs = {}
     for f in cfg.features:
-        dtype = tf.float32 if f.kind == "numeric" else tf.int64
-        inputs[f.transformed_name] = keras.Input(shape=(), name=f.transformed_name, dtype=dtype)
+        inputs[f.transformed_name] = keras.Input(shape=(), name=f.transformed_name,
+                                                 dtype=feature_kinds.of(f).input_dtype)
     return inputs
 
 

@@ -79,10 +79,8 @@ def _change_bound_config(th: config_lib.ThresholdSpec) -> tfma.MetricConfig:
 
 
 def _metric_config(cfg: config_lib.Config, metric: metrics_lib.Metric) -> tfma.MetricConfig:
-    """A MetricConfig with this project's settings: the module of its own metrics, bins, the group column."""
-    if metric.needs_group and not cfg.evaluation.group_column:
-        raise config_lib.ConfigError(f"{cfg.source}: a {metric.name or metric.key} threshold needs "
-                                     "evaluation.group_column")
+    """A MetricConfig with this project's settings: the module of its own metrics, bins, the group column
+    (a metric that needs the group column never gets here without one: the configuration refuses it)."""
     values = _settings(cfg)
     settings = {name: values[name] for name in metric.settings}
     return tfma.MetricConfig(class_name=metric.tfma_class, module=metric.module,

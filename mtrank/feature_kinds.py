@@ -46,8 +46,7 @@ class RawType:
         """One parsed value as a tf.train.Feature."""
         import tensorflow as tf
 
-        lists = {"bytes_list": tf.train.BytesList, "int64_list": tf.train.Int64List, "float_list": tf.train.FloatList}
-        return tf.train.Feature(**{self.example_list: lists[self.example_list](value=[value])})
+        return tf.train.Feature(**{self.example_list: {"value": [value]}})
 
 
 class StringType(RawType):

@@ -1,13 +1,13 @@
-"""Evaluator throughput: rows/s of TFMA with this project's evaluation set-ups, side by side in one process,
-on the same rows (a pipeline run's EvalSample) and the same pushed model.
+"""Evaluator throughput: rows/s of the Evaluator's evaluation, side by side in one process, on the same rows
+(a pipeline run's EvalSample) and the same pushed model, thresholds off (there is no baseline here).
 
-Variants (each a real `tfma.run_model_analysis` with the model, as the Evaluator runs it, thresholds off:
-there is no baseline here):
-  previous default   per-task metrics, slices overall + device, category, position, device*position
-  ranked lists added the previous default plus the per-request ranking metrics (components/ranking_metric.py)
-  default            what the configuration gives now
-  intervals on / off the default with TFMA's jackknife intervals switched the other way
-  gates only         the overall slice alone (every gating metric, no per-slice report)
+Variants:
+  TFMA, every slice      what the Evaluator did before: `tfma.run_model_analysis` on the whole EvalConfig
+  default                what it does now (components/evaluator.py): TFMA on the overall slice (every gate),
+                         the other slices from one pass of the model (components/slice_metrics.py)
+  default + a cross      the same with the device*position cross (30 more cells) added
+  default, intervals on  the same with TFMA's jackknife intervals (they cover the overall slice, where gates hold)
+  gates only             TFMA on the overall slice alone, no per-slice report
 
     python bench/evaluator_throughput.py --workspace /tmp/mtrank-bench/scaling/rows-150000
 
@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -31,40 +31,45 @@ import mtrank  # noqa: E402,F401
 import tensorflow_model_analysis as tfma  # noqa: E402
 
 from bench import common  # noqa: E402
-from components import evaluation  # noqa: E402
+from components import evaluation, slice_metrics  # noqa: E402
 from mtrank import config as config_lib  # noqa: E402
 from pipeline import results  # noqa: E402
 
-PREVIOUS_SLICES = ["device", "category", "position", "device*position"]
+CROSS = "device*position"
+BEFORE = "TFMA, every slice"
 
 
-def variants(cfg: config_lib.Config) -> Dict[str, tfma.EvalConfig]:
-    previous = cfg.replace(ranking=config_lib.RankingSpec(),
-                           evaluation=dataclasses.replace(cfg.evaluation, slices=PREVIOUS_SLICES))
-    with_ranking = previous.replace(ranking=cfg.ranking)
-    configs = {"previous default": evaluation.eval_config(previous),
-               "ranked lists added": evaluation.eval_config(with_ranking),
-               "default": evaluation.eval_config(cfg)}
-    flipped = not cfg.evaluation.confidence_intervals
-    configs[f"default, intervals {'on' if flipped else 'off'}"] = evaluation.eval_config(cfg.replace(
-        evaluation=dataclasses.replace(cfg.evaluation, confidence_intervals=flipped, thresholds=[
-            dataclasses.replace(th, significant=False) for th in cfg.evaluation.thresholds])))
+def variants(cfg: config_lib.Config) -> Dict[str, Tuple[tfma.EvalConfig, bool]]:
+    """{name: (EvalConfig, whether the slices beyond the overall one are measured from predictions)}."""
+    def config(**evaluation_changes) -> tfma.EvalConfig:
+        return evaluation.eval_config(cfg.replace(evaluation=dataclasses.replace(cfg.evaluation, **evaluation_changes)))
+
     gates = evaluation.eval_config(cfg)
     del gates.slicing_specs[1:]
-    configs["gates only"] = gates
-    for config in configs.values():
-        for spec in config.metrics_specs:
+    significant_off = [dataclasses.replace(th, significant=False) for th in cfg.evaluation.thresholds]
+    configs = {BEFORE: (evaluation.eval_config(cfg), False),
+               "default": (evaluation.eval_config(cfg), True),
+               "default + a cross": (config(slices=[*cfg.evaluation.slices, CROSS]), True),
+               "default, intervals on": (config(confidence_intervals=True, thresholds=significant_off), True),
+               "gates only": (gates, False)}
+    for eval_config, _ in configs.values():
+        for spec in eval_config.metrics_specs:
             for metric in spec.metrics:
                 del metric.per_slice_thresholds[:]
     return configs
 
 
-def evaluate(config: tfma.EvalConfig, model_dir: str, data: str, out: str) -> float:
-    shared = tfma.default_eval_shared_model(eval_saved_model_path=model_dir, eval_config=config)
+def evaluate(config: tfma.EvalConfig, split_off: bool, model_dir: str, data: str, out: str) -> Dict[str, float]:
+    """Seconds in TFMA and in the slices measured from predictions (model loads included)."""
+    kept, moved = slice_metrics.split(config) if split_off else (config, [])
     started = time.perf_counter()
-    tfma.run_model_analysis(eval_shared_model=shared, eval_config=config, data_location=data, output_path=out,
+    shared = tfma.default_eval_shared_model(eval_saved_model_path=model_dir, eval_config=kept)
+    tfma.run_model_analysis(eval_shared_model=shared, eval_config=kept, data_location=data, output_path=out,
                             file_format="tfrecords")
-    return time.perf_counter() - started
+    in_tfma = time.perf_counter() - started
+    slices = slice_metrics.evaluate_slices(config, moved, model_dir, data, out)
+    return {"tfma_seconds": in_tfma, "slices_seconds": time.perf_counter() - started - in_tfma,
+            "seconds": time.perf_counter() - started, "slices_from_predictions": slices}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -83,20 +88,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise SystemExit(f"{workspace}: the newest run pushed no model; run the pipeline first")
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, config in variants(cfg).items():
-            seconds = evaluate(config, run.pushed_path, data, os.path.join(tmp, name.replace(" ", "_")))
-            figures[name] = {"seconds": round(seconds, 1), "rows_per_second": round(rows / seconds, 1),
-                             "slicings": len(config.slicing_specs),
-                             "metrics_specs": len(config.metrics_specs)}
-            print(f"{name:<20} {seconds:7.1f} s  {rows / seconds:7.1f} rows/s", flush=True)
-    base = figures["previous default"]["rows_per_second"]
+        for name, (config, split_off) in variants(cfg).items():
+            out = os.path.join(tmp, name.replace(" ", "_").replace(",", ""))
+            os.makedirs(out)
+            timing = evaluate(config, split_off, run.pushed_path, data, out)
+            figures[name] = {**{k: round(v, 1) for k, v in timing.items()},
+                             "rows_per_second": round(rows / timing["seconds"], 1),
+                             "slicings": len(config.slicing_specs), "metrics_specs": len(config.metrics_specs)}
+            print(f"{name:<22} {timing['seconds']:7.1f} s  {rows / timing['seconds']:7.1f} rows/s", flush=True)
+    base = figures[BEFORE]["rows_per_second"]
     lines = ["# Evaluator throughput", "",
-             f"TFMA with the pushed model of `{workspace}` on its EvalSample ({rows:,} rows), every variant in one "
-             "process, one after the other.", "",
-             "| variant | slicings | seconds | rows/s | vs previous default |", "|---|---:|---:|---:|---:|"]
+             f"The pushed model of `{workspace}` on its EvalSample ({rows:,} rows), every variant in one process, "
+             "one after the other. Seconds include loading the model (TFMA's and, for the slices, once more).", "",
+             "| variant | slicings | TFMA s | slices from predictions s | total s | rows/s | vs TFMA, every slice |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, f in figures.items():
-        lines.append(f"| {name} | {f['slicings']} | {f['seconds']} | {f['rows_per_second']} | "
-                     f"{f['rows_per_second'] / base:.2f}x |")
+        lines.append(f"| {name} | {f['slicings']} | {f['tfma_seconds']} | {f['slices_seconds']} | {f['seconds']} | "
+                     f"{f['rows_per_second']} | {f['rows_per_second'] / base:.2f}x |")
     common.write("evaluator_throughput", {"machine": common.machine(), "rows": rows, "variants": figures},
                  "\n".join(lines) + "\n", Path(args.out))
     return 0

@@ -26,7 +26,7 @@ from typing import Dict, List
 import mtrank  # noqa: F401
 import tensorflow_model_analysis as tfma
 
-from components import change_bound, ranking_metric
+from components import change_bound, ranking_metric, tfma_fixes  # noqa: F401  (tfma_fixes corrects TFMA on import)
 from mtrank import config as config_lib
 from mtrank import metrics as metrics_lib
 from mtrank.export_contract import SERVING_SIGNATURE, TRANSFORM_SIGNATURE

@@ -43,7 +43,7 @@ _LISTS = "_ranking_lists"  # private key of the shared combiner's result (TFMA d
 def settings(cfg: config_lib.Config) -> Dict[str, object]:
     """What every RankingMetric instance of a configuration shares (JSON-serialisable)."""
     r = cfg.ranking
-    return {"request_key": r.request_column, "top_k": r.top_k, "discount": r.discount, "seed": cfg.model.seed,
+    return {"request_key": r.request_column, "top_k": r.top_k, "discount": r.discount,
             "outputs": ranked_outputs(cfg),
             "objectives": [{"name": o.name, "label": o.label, "value": o.value, "oracle": o.oracle}
                            for o in r.objectives],
@@ -188,7 +188,7 @@ def rank_lists(outputs: Dict[str, list], columns: Dict[str, list], settings: Dic
     """{(output, objective): {gain, ndcg, oracle_share, ...}} of the rows: `outputs` the model's predictions,
     `columns` the raw columns (request, labels, values, oracles)."""
     s = settings
-    if not columns[s["request_key"]]:
+    if not len(columns[s["request_key"]]):
         return {}
     codes = ranking.request_codes(np.asarray(columns[s["request_key"]]).astype(str))
     if codes.max() + 1 == len(codes):  # one row per request (a slice by position): there is no list to rank
@@ -204,5 +204,5 @@ def rank_lists(outputs: Dict[str, list], columns: Dict[str, list], settings: Dic
         observed, true = ranking.objective_gains(objective, raw)
         for output, score in scores.items():
             result[(output, objective.name)] = ranking.measure(codes, score, observed, s["top_k"], s["discount"],
-                                                               true, seed=s["seed"]).as_dict()
+                                                               true).as_dict()
     return result

@@ -156,8 +156,8 @@ def search(cfg: config_lib.Config, codes: np.ndarray, outputs: Mapping[str, np.n
     values = np.asarray(columns[f.value], dtype=np.float64) if f.value else None
 
     def per_request(fusion: Fusion) -> Dict[str, np.ndarray]:
-        weights = ranking.rank_weights(ranking.ranks(codes, fusion.numpy(outputs, values), cfg.model.seed),
-                                       r.top_k, r.discount)
+        weights = ranking.expected_rank_weights(codes, fusion.numpy(outputs, values),
+                                                lambda rank: ranking.rank_weights(rank, r.top_k, r.discount))
         return {n: np.bincount(codes, weights=weights * gains[n]) for n in names}
 
     def evaluate(fusion: Fusion) -> Dict[str, float]:

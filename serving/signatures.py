@@ -130,13 +130,16 @@ def ranking_request_signature(serve_examples):
     def serve_ranking_request(examples, is_context):
         owner = tf.cumsum(tf.cast(is_context, tf.int32)) - 1  # each row's context, counted among context rows
         candidate = tf.logical_not(is_context)
-        tf.debugging.assert_equal(tf.size(examples), tf.size(is_context),
-                                  message="examples and is_context must have one value per row")
-        tf.debugging.assert_non_negative(owner, message="the first row of a ranking request must be its context "
-                                                        "(is_context true), followed by its candidates")
-        contexts = tf.boolean_mask(examples, is_context)
-        merged = tf.strings.join([tf.gather(contexts, tf.boolean_mask(owner, candidate)),
-                                  tf.boolean_mask(examples, candidate)])
+        checks = [tf.debugging.assert_equal(tf.size(examples), tf.size(is_context),
+                                            message="examples and is_context must have one value per row"),
+                  tf.debugging.assert_non_negative(owner, message="the first row of a ranking request must be its "
+                                                                  "context (is_context true), followed by its candidates")]
+        # Ordered before the gather: a graph runs independent ops in any order, and a gather at index -1
+        # would otherwise answer first with a message about indices instead of what is wrong with the request.
+        with tf.control_dependencies(checks):
+            contexts = tf.boolean_mask(examples, is_context)
+            merged = tf.strings.join([tf.gather(contexts, tf.boolean_mask(owner, candidate)),
+                                      tf.boolean_mask(examples, candidate)])
         scored = serve_examples(merged)
         rows = tf.where(candidate)
         return {name: tf.tensor_scatter_nd_update(tf.fill(tf.shape(examples), tf.constant(float("nan"), value.dtype)),

@@ -47,7 +47,11 @@ def pipeline_run(cfg, tmp_path_factory) -> PipelineRun:
     # No guardrails on the weight search: on one small day's ~200 held-out requests (~20 purchases) no point
     # keeps them at the 95 % bound and the configured weights stay (tests/test_ranking.py covers that); the
     # search itself, its export and what it earns on the evaluated day are what this run checks.
-    run_cfg = cfg.replace(model=dataclasses.replace(cfg.model, epochs=E2E_EPOCHS),
+    # Early stopping off (tests/test_model.py covers it): measured on this fixture's identical data, Transform's
+    # statistics differ in their last bits from run to run (Beam's combine order), training amplifies that,
+    # and with patience 1 two of four runs stopped at epoch 6 and exported epoch 5 (click AUC 0.5946, under
+    # the configured 0.6 floor: not blessed), the other two trained on (0.6394).
+    run_cfg = cfg.replace(model=dataclasses.replace(cfg.model, epochs=E2E_EPOCHS, early_stopping_patience=0),
                           evaluation=dataclasses.replace(cfg.evaluation, slices=[*cfg.evaluation.slices, "device*position"]),
                           ranking=dataclasses.replace(cfg.ranking, fusion=dataclasses.replace(
                               cfg.ranking.fusion, guardrails={})))

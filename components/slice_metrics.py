@@ -1,0 +1,319 @@
+"""The Evaluator's slices beyond the overall one, measured from materialized predictions.
+
+Why not TFMA for them: TFMA 0.47 unbatches before slicing and runs every metric's Python combiner once per
+example and per slicing. Profiled on the default configuration, `to_label_prediction_example_weight` alone
+ran 22 times per row and slicing, and the three report slicings cost 2.7x the overall slice on its own
+(bench/results/evaluator_throughput.md). Those slices feed the run report only: thresholds hold on the
+overall slice. So the Evaluator (components/evaluator.py) gives TFMA the overall slice (every gating
+metric, the change against the model in production, the intervals, the calibration plot) and this module
+measures the other slicing specs of the same EvalConfig:
+
+1. one pass of the candidate model over the same rows: its `transform_features` signature gives the labels
+   and example weights TFMA reads (the ModelSpec's label and weight keys), its serving signature the
+   predictions TFMA judges; the raw columns the slices and the ranking metrics name are read from the rows;
+2. every metric of each MetricsSpec, per slice, in numpy with TFMA's definitions (`DEFINITIONS`; ROC and
+   PR AUC by TFMA's own area formula on a confusion matrix at its 10,000 thresholds; GAUC, ECE and the ranking metrics
+   by the same functions their TFMA combiners call);
+3. the values written as TFMA's own MetricsForSlice records beside TFMA's (`SLICES_FILE`, matched by
+   TFMA's `metrics*` reader), so `tfma.load_eval_result` and TFMA's notebook views read one result.
+
+tests/test_pipeline_e2e.py holds this path to TFMA: on a trained model's rows, every metric of every slice
+equals TFMA's own value for that slice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import mtrank  # noqa: F401
+import numpy as np
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.metrics import binary_confusion_matrices
+from tensorflow_model_analysis.proto import metrics_for_slice_pb2
+
+from components import ece, gauc, ranking_metric, tfma_fixes  # noqa: F401  (corrects TFMA on import)
+from mtrank import ranking
+from mtrank.export_contract import EXAMPLES_INPUT, TRANSFORM_SIGNATURE
+
+SLICES_FILE = "metrics-slices.tfrecord"  # TFMA reads <evaluation>/metrics*.tfrecord
+BATCH_ROWS = 4096
+AUC_THRESHOLDS = 10_000  # TFMA's AUC and AUCPrecisionRecall default (their confusion matrices' thresholds)
+# Computed on the overall slice by TFMA only: a plot, and the gate's change bound (thresholds are overall).
+OVERALL_ONLY = ("CalibrationPlot", "ChangeBound")
+RANKING_METRIC = ranking_metric.RankingMetric.__name__  # measured here by the functions its combiner calls
+
+
+# ---- the metrics, in numpy: (labels, predictions, weights, settings, raw columns) -> {key: value}
+def _tfma_auc(curve: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
+    """TFMA's own AUC on TFMA's own thresholds, from a confusion matrix counted in numpy.
+
+    The curve's area is TFMA's `AUC._metric_value` (ROC and PR, interpolation); only the counting of
+    the weighted confusion matrix at its 10,000 thresholds is done here, in one sort, because TFMA counts
+    it in a per-example combiner. (Keras' AUC gives the same area but costs 50 ms a call eagerly: 20 of
+    25 s on 67 slices, profiled.)"""
+    thresholds = np.asarray(binary_confusion_matrices._interpolated_thresholds(AUC_THRESHOLDS))
+    definition = tfma.metrics.AUC(num_thresholds=AUC_THRESHOLDS)
+
+    def value(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
+        if y.min() == y.max():  # one class: undefined (TFMA writes 0.0 there; the report shows it as undefined)
+            return 0.0
+        above = np.searchsorted(thresholds, p, side="left")  # a row is predicted positive at thresholds[:above]
+        per_bucket = [np.bincount(above, weights=w * part, minlength=len(thresholds) + 1) for part in (y, 1 - y)]
+        positives, negatives = ((part.sum() - np.cumsum(part))[:-1] for part in per_bucket)
+        matrices = binary_confusion_matrices.Matrices(
+            thresholds=thresholds, tp=positives, fp=negatives, tn=per_bucket[1].sum() - negatives,
+            fn=per_bucket[0].sum() - positives)
+        with np.errstate(divide="ignore", invalid="ignore"):  # TFMA's formula divides by empty buckets, then nansums
+            return float(definition._metric_value(curve, "interpolation", None, matrices))
+    return value
+
+
+_ROC, _PR = _tfma_auc("ROC"), _tfma_auc("PR")
+
+
+def _mean(values: np.ndarray, w: np.ndarray) -> float:
+    total = w.sum()
+    return float((values * w).sum() / total) if total > 0 else float("nan")
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loss = -np.where(y > 0, y * np.log(p), 0.0) - np.where(y < 1, (1 - y) * np.log1p(-p), 0.0)
+    return _mean(loss, w)
+
+
+Definition = Callable[[np.ndarray, np.ndarray, np.ndarray, Dict, Dict[str, np.ndarray]], Dict[str, float]]
+DEFINITIONS: Dict[str, Definition] = {
+    "AUC": lambda y, p, w, s, c: {"auc": _ROC(y, p, w)},
+    "AUCPrecisionRecall": lambda y, p, w, s, c: {"auc_precision_recall": _PR(y, p, w)},
+    "BinaryCrossentropy": lambda y, p, w, s, c: {"binary_crossentropy": _log_loss(y, p, w)},
+    "Calibration": lambda y, p, w, s, c: {"calibration": float((p * w).sum() / (y * w).sum())
+                                          if (y * w).sum() else float("nan")},
+    "ExpectedCalibrationError": lambda y, p, w, s, c: {ece.ECE_NAME: ece.expected_calibration_error(
+        y, p, w, num_bins=s.get("num_bins", 10))},
+    "GAUC": lambda y, p, w, s, c: dict(zip((gauc.GAUC_NAME, gauc.GROUPS_NAME), gauc.gauc(
+        c[s.get("group_key", "user_id")], y, p, w))),
+    "MeanSquaredError": lambda y, p, w, s, c: {"mean_squared_error": _mean((y - p) ** 2, w)},
+    "MeanAbsoluteError": lambda y, p, w, s, c: {"mean_absolute_error": _mean(np.abs(y - p), w)},
+    "MeanLabel": lambda y, p, w, s, c: {"mean_label": _mean(y, w)},
+    "MeanPrediction": lambda y, p, w, s, c: {"mean_prediction": _mean(p, w)},
+    "ExampleCount": lambda y, p, w, s, c: {"example_count": float(w.sum())},
+}
+
+
+# ---- the EvalConfig split
+def _moved(spec: tfma.SlicingSpec) -> bool:
+    """A slicing by feature columns alone (what the configuration writes) is measured here."""
+    return bool(spec.feature_keys) and not spec.feature_values and not spec.slice_keys_sql
+
+
+def split(eval_config: tfma.EvalConfig) -> Tuple[tfma.EvalConfig, List[tfma.SlicingSpec]]:
+    """(the EvalConfig TFMA runs: the other slicing specs removed, the slicing specs measured here).
+
+    Refuses, before any work, a metric that the moved slices could not measure."""
+    moved = [s for s in eval_config.slicing_specs if _moved(s)]
+    unknown = sorted({m.class_name for spec in eval_config.metrics_specs for m in spec.metrics}
+                     - set(DEFINITIONS) - set(OVERALL_ONLY) - {RANKING_METRIC})
+    if moved and unknown:
+        raise ValueError(f"metric {', '.join(unknown)} has no per-slice definition in components/slice_metrics.py "
+                         "DEFINITIONS: add one there (tests/test_pipeline_e2e.py holds it to TFMA's value)")
+    kept = tfma.EvalConfig()
+    kept.CopyFrom(eval_config)
+    del kept.slicing_specs[:]
+    kept.slicing_specs.extend(s for s in eval_config.slicing_specs if not _moved(s))
+    return kept, moved
+
+
+def _candidate(eval_config: tfma.EvalConfig) -> tfma.ModelSpec:
+    return next((m for m in eval_config.model_specs if not m.is_baseline), eval_config.model_specs[0])
+
+
+# ---- one pass of the model
+class Rows:
+    """The evaluated rows: raw columns, and per output its label, weight and prediction."""
+
+    def __init__(self, columns: Dict[str, np.ndarray], labels: Dict[str, np.ndarray],
+                 weights: Dict[str, np.ndarray], predictions: Dict[str, np.ndarray]):
+        self.columns, self.labels, self.weights, self.predictions = columns, labels, weights, predictions
+
+    def __len__(self) -> int:
+        return len(next(iter(self.predictions.values()))) if self.predictions else 0
+
+
+def _files(patterns: Union[str, Sequence[str]]) -> List[str]:
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
+    if not files:
+        raise FileNotFoundError(f"{', '.join(patterns)}: no evaluated rows there")
+    return files
+
+
+def _raw_value(feature: tf.train.Feature):
+    kind = feature.WhichOneof("kind")
+    values = getattr(feature, kind).value if kind else ()
+    if not values:
+        return None
+    value = values[0]
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def materialize(model_path: str, model_spec: tfma.ModelSpec, data_pattern: Union[str, Sequence[str]], columns: Sequence[str]) -> Rows:
+    """Runs the model over the rows once: labels and weights from its transform signature (the ModelSpec's
+    preprocessing function), predictions from its serving signature, and the named raw columns."""
+    model = tf.saved_model.load(model_path)
+    serve = model.signatures[model_spec.signature_name or "serving_default"]
+    transform = model.signatures[(list(model_spec.preprocessing_function_names) or [TRANSFORM_SIGNATURE])[0]]
+    out: Dict[str, list] = {"columns": {c: [] for c in columns}, "labels": {}, "weights": {}, "predictions": {}}
+    files = _files(data_pattern)
+    compression = "GZIP" if files[0].endswith(".gz") else ""
+    dataset = tf.data.TFRecordDataset(files, compression_type=compression).batch(BATCH_ROWS)
+    for batch in dataset:
+        predicted = serve(**{EXAMPLES_INPUT: batch})
+        transformed = transform(**{EXAMPLES_INPUT: batch})
+        for output, tensor in predicted.items():
+            out["predictions"].setdefault(output, []).append(tf.reshape(tensor, [-1]).numpy().astype(np.float64))
+        for output, key in model_spec.label_keys.items():
+            out["labels"].setdefault(output, []).append(
+                tf.reshape(tf.cast(transformed[key], tf.float64), [-1]).numpy())
+        for output, key in model_spec.example_weight_keys.items():
+            out["weights"].setdefault(output, []).append(
+                tf.reshape(tf.cast(transformed[key], tf.float64), [-1]).numpy())
+        if columns:
+            for record in batch.numpy():
+                features = tf.train.Example.FromString(record).features.feature
+                for c in columns:
+                    out["columns"][c].append(_raw_value(features[c]) if c in features else None)
+    return Rows(columns={c: np.asarray(v, dtype=object) for c, v in out["columns"].items()},
+                **{part: {k: np.concatenate(v) for k, v in out[part].items()}
+                   for part in ("labels", "weights", "predictions")})
+
+
+# ---- what each MetricsSpec asks for
+def _settings(metric: tfma.MetricConfig) -> Dict:
+    return json.loads(metric.config) if metric.config else {}
+
+
+def _weightings(spec: tfma.MetricsSpec, model_spec: tfma.ModelSpec) -> List[bool]:
+    """TFMA's rule (metric_specs._example_weight_options): as the spec says, else weighted when one of its
+    outputs has an example weight key."""
+    if spec.HasField("example_weights"):
+        return [flag for flag, on in ((True, spec.example_weights.weighted), (False, spec.example_weights.unweighted))
+                if on]
+    return [bool(model_spec.example_weight_key) or any(o in model_spec.example_weight_keys for o in spec.output_names)]
+
+
+def columns_needed(eval_config: tfma.EvalConfig, slicings: Iterable[tfma.SlicingSpec]) -> List[str]:
+    """Raw columns the slices and the metrics (GAUC's group, the ranking metrics' request and gains) read."""
+    needed = [k for s in slicings for k in s.feature_keys]
+    for spec in eval_config.metrics_specs:
+        for metric in spec.metrics:
+            settings = _settings(metric)
+            if metric.class_name == "GAUC":
+                needed.append(settings.get("group_key", "user_id"))
+            elif metric.class_name == RANKING_METRIC:
+                needed += ranking_metric._columns(settings["settings"])  # noqa: SLF001 (the combiner's own columns)
+    return list(dict.fromkeys(needed))
+
+
+def slice_metrics(eval_config: tfma.EvalConfig, rows: Rows, mask: np.ndarray) -> Dict[Tuple[str, bool], Dict[str, float]]:
+    """{(output, example weighted): {metric: value}} of the rows where `mask` holds."""
+    model_spec = _candidate(eval_config)
+    columns = {c: v[mask] for c, v in rows.columns.items()}
+    out: Dict[Tuple[str, bool], Dict[str, float]] = {}
+    ranked: Dict[str, Dict] = {}  # the ranking metrics' shared lists, once per settings
+    for spec in eval_config.metrics_specs:
+        for metric in spec.metrics:
+            if metric.class_name in OVERALL_ONLY:
+                continue
+            settings = _settings(metric)
+            if metric.class_name == RANKING_METRIC:
+                for weighted in _weightings(spec, model_spec):
+                    _ranking(spec, settings, rows, mask, columns, ranked, out, weighted)
+                continue
+            for output, weighted in ((o, f) for o in spec.output_names for f in _weightings(spec, model_spec)):
+                y, p = rows.labels[output][mask], rows.predictions[output][mask]
+                w = rows.weights[output][mask] if weighted and output in rows.weights else np.ones_like(y)
+                if weighted and output in rows.weights and metric.class_name != "ExampleCount":
+                    y, p, w = y[w > 0], p[w > 0], w[w > 0]
+                    group = {c: v[rows.weights[output][mask] > 0] for c, v in columns.items()}
+                else:
+                    group = columns
+                if not len(y):
+                    continue
+                out.setdefault((output, weighted), {}).update(DEFINITIONS[metric.class_name](y, p, w, settings, group))
+    return out
+
+
+def _ranking(spec, settings, rows, mask, columns, ranked, out, weighted) -> None:
+    shared = settings["settings"]
+    key = json.dumps(shared, sort_keys=True)
+    if key not in ranked:
+        outputs = {o: rows.predictions[o][mask] for o in shared["outputs"]}
+        ranked[key] = ranking_metric.rank_lists(outputs, {c: columns[c] for c in ranking_metric._columns(shared)},  # noqa: SLF001
+                                                shared)
+    lists = ranked[key]
+    name = ranking.metric_name(settings["objective"], settings["measure"], shared["top_k"])
+    for output in spec.output_names:
+        for ranked_output in [output] + ([ranking_metric.CONFIGURED_OUTPUT]
+                                         if output == ranking_metric.export_contract.SCORE_OUTPUT else []):
+            value = lists.get((ranked_output, settings["objective"]), {}).get(settings["measure"])
+            out.setdefault((ranked_output, weighted), {})[name] = float("nan") if value is None else float(value)
+
+
+# ---- slices and TFMA's records
+def slices(rows: Rows, slicings: Iterable[tfma.SlicingSpec]) -> List[Tuple[Tuple[Tuple[str, object], ...], np.ndarray]]:
+    """(TFMA's slice key, row mask) of every value (or cross of values) present, as TFMA's slicer makes them."""
+    out = []
+    for spec in slicings:
+        keys = list(spec.feature_keys)
+        values = [rows.columns[k] for k in keys]
+        present = np.all([[v is not None for v in column] for column in values], axis=0)
+        combos = sorted({tuple(column[i] for column in values) for i in np.flatnonzero(present)}, key=str)
+        for combo in combos:
+            mask = present.copy()
+            for column, value in zip(values, combo):
+                mask &= column == value
+            out.append((tuple(sorted(zip(keys, combo))), mask))
+    return out
+
+
+def _record(slice_key, metrics: Dict[Tuple[str, bool], Dict[str, float]], model_name: str):
+    record = metrics_for_slice_pb2.MetricsForSlice(slice_key=tfma.slicer.serialize_slice_key(slice_key))
+    for (output, weighted), values in sorted(metrics.items()):
+        for name, value in sorted(values.items()):
+            entry = record.metric_keys_and_values.add()
+            entry.key.name, entry.key.output_name, entry.key.model_name = name, output, model_name
+            entry.key.example_weighted.value = weighted
+            entry.value.double_value.value = value
+    return record
+
+
+def evaluate_slices(eval_config: tfma.EvalConfig, slicings: Sequence[tfma.SlicingSpec], model_path: str,
+                    data_pattern: Union[str, Sequence[str]], output_path: str) -> int:
+    """Measures `slicings` of `eval_config`'s metrics on the rows with the model, writes TFMA's records
+    into `output_path` (an Evaluator's evaluation folder); returns the number of slices written."""
+    if not slicings:
+        return 0
+    model_spec = _candidate(eval_config)
+    rows = materialize(model_path, model_spec, data_pattern, columns_needed(eval_config, slicings))
+    written = 0
+    with tf.io.TFRecordWriter(os.path.join(output_path, SLICES_FILE)) as writer:
+        for slice_key, mask in slices(rows, slicings):
+            metrics = slice_metrics(eval_config, rows, mask)
+            writer.write(_record(slice_key, metrics, model_spec.name).SerializeToString())
+            written += 1
+    return written
+
+
+def run_model_analysis(eval_config: tfma.EvalConfig, model_path: str, data_pattern: str, output_path: str,
+                       shared_model: Optional[object] = None) -> None:
+    """What the Evaluator does, outside a pipeline (bench, tests): TFMA on the slicings it keeps, then the
+    others from materialized predictions."""
+    kept, moved = split(eval_config)
+    shared_model = shared_model or tfma.default_eval_shared_model(eval_saved_model_path=model_path, eval_config=kept)
+    tfma.run_model_analysis(eval_shared_model=shared_model, eval_config=kept, data_location=data_pattern,
+                            output_path=output_path, file_format="tfrecords")
+    evaluate_slices(eval_config, moved, model_path, data_pattern, output_path)

@@ -1,0 +1,66 @@
+"""The Evaluator's split of one EvalConfig between TFMA (overall slice, gates) and the report slices measured
+from predictions, and the TFMA correction it runs with. Held to TFMA's own values on a trained model in
+tests/test_pipeline_e2e.py."""
+
+import numpy as np
+import pytest
+import tensorflow_model_analysis as tfma
+from sklearn.metrics import average_precision_score, roc_auc_score
+from tensorflow_model_analysis.metrics import cross_entropy_metrics, mean_regression_error
+
+from components import evaluation, slice_metrics, tfma_fixes
+
+
+def test_tfma_keeps_the_overall_slice_with_every_gate_and_the_feature_slices_move(cfg):
+    config = evaluation.eval_config(cfg)
+    kept, moved = slice_metrics.split(config)
+    assert [list(s.feature_keys) for s in kept.slicing_specs] == [[]]  # the overall slice, where thresholds hold
+    assert [list(s.feature_keys) for s in moved] == [[k] for k in cfg.evaluation.slices]
+    assert kept.metrics_specs == config.metrics_specs and kept.model_specs == config.model_specs
+
+
+def test_a_metric_without_a_per_slice_definition_is_refused_before_any_work(cfg):
+    config = evaluation.eval_config(cfg)
+    config.metrics_specs[0].metrics.add(class_name="MeanAbsolutePercentageError")
+    with pytest.raises(ValueError, match="MeanAbsolutePercentageError has no per-slice definition"):
+        slice_metrics.split(config)
+    del config.slicing_specs[1:]  # the overall slice alone: TFMA measures everything, nothing to refuse
+    assert slice_metrics.split(config)[1] == []
+
+
+def test_slices_follow_tfmas_keys_crosses_included_and_rows_without_the_column_left_out():
+    rows = slice_metrics.Rows(columns={"device": np.array(["a", "b", "a", None], dtype=object),
+                                       "position": np.array([1, 1, 2, 2], dtype=object)},
+                              labels={}, weights={}, predictions={"p": np.zeros(4)})
+    got = {key: mask.tolist() for key, mask in slice_metrics.slices(
+        rows, [tfma.SlicingSpec(feature_keys=["device"]), tfma.SlicingSpec(feature_keys=["device", "position"])])}
+    assert got == {(("device", "a"),): [True, False, True, False], (("device", "b"),): [False, True, False, False],
+                   (("device", "a"), ("position", 1)): [True, False, False, False],
+                   (("device", "a"), ("position", 2)): [False, False, True, False],
+                   (("device", "b"), ("position", 1)): [False, True, False, False]}
+
+
+def test_areas_are_tfmas_thresholded_areas_close_to_the_exact_ones():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=5000)
+    y = (rng.uniform(size=5000) < p).astype(float)
+    w = rng.uniform(0.5, 2.0, size=5000)
+    values = slice_metrics.DEFINITIONS["AUC"](y, p, w, {}, {})["auc"], \
+        slice_metrics.DEFINITIONS["AUCPrecisionRecall"](y, p, w, {}, {})["auc_precision_recall"]
+    assert values[0] == pytest.approx(roc_auc_score(y, p, sample_weight=w), abs=1e-4)
+    assert values[1] == pytest.approx(average_precision_score(y, p, sample_weight=w), abs=5e-3)
+    assert slice_metrics.DEFINITIONS["AUC"](np.ones(3), p[:3], w[:3], {}, {})["auc"] == 0.0  # one class, as TFMA
+
+
+@pytest.mark.parametrize("combiner, accumulator", [
+    (mean_regression_error._MeanSquaredErrorCombiner, mean_regression_error._MeanRegressionErrorAccumulator),
+    (cross_entropy_metrics._BinaryCrossEntropyCombiner, cross_entropy_metrics._CrossEntropyAccumulator),
+])
+def test_tfma_merges_count_each_bundle_once(combiner, accumulator):
+    assert combiner.merge_accumulators is tfma_fixes._merge_each_once  # set on import by the Evaluator's modules
+    parts = [accumulator(), accumulator()]
+    for part in parts:
+        for field in vars(part):
+            setattr(part, field, 1.0)  # one row of weight 1 and error (or loss) 1 in each bundle
+    merged = combiner.merge_accumulators(None, parts)
+    assert set(vars(merged).values()) == {2.0}  # unpatched TFMA 0.47: 3.0, the first bundle counted twice

@@ -138,8 +138,9 @@ def test_report_slices_measured_from_predictions_equal_tfmas_own(run, tmp_path):
     TFMA the overall slice. Here TFMA measures every slice of the same EvalConfig on the same model and 5,000
     evaluated rows: every slice, output and metric must be there with TFMA's value.
 
-    Values are equal to float rounding (TFMA takes the log loss of float32 predictions in float32: relative
-    differences up to 3e-5 measured, so 1e-4 here). Metrics of the order of scores (AUC, GAUC, the per-request ranking
+    Values are equal to float rounding. TFMA takes the log loss of float32 predictions in float32, where
+    log(1 - p) carries a relative error of about 6e-8 / p: on a slice of rare purchases the slice's log
+    loss moved by up to 1.7e-4 relative (measured in CI), so log loss is held to 1e-3, the rest to 1e-5. Metrics of the order of scores (AUC, GAUC, the per-request ranking
     metrics) may differ where two scores are within one float32 step: the model's float32 outputs change in
     their last bit with the batch size (measured: 5 % of the rows between batches of 4,096 and 37), and TFMA
     batches as Beam bundles, so two identical candidates of a request can be tied in one path and not in the
@@ -201,6 +202,7 @@ def test_report_slices_measured_from_predictions_equal_tfmas_own(run, tmp_path):
             assert difference <= 0.05, (key, value, ours[key])
             order_differences.append(difference)
         else:
-            np.testing.assert_allclose(ours[key], value, rtol=1e-4, atol=1e-6, err_msg=str(key))
+            rtol = 1e-3 if key[2] == "binary_crossentropy" else 1e-5
+            np.testing.assert_allclose(ours[key], value, rtol=rtol, atol=1e-6, err_msg=str(key))
     assert np.mean(order_differences) < 0.001
     assert np.mean(np.asarray(order_differences) > 1e-6) < 0.10

@@ -12,8 +12,9 @@ measures the other slicing specs of the same EvalConfig:
    and example weights TFMA reads (the ModelSpec's label and weight keys), its serving signature the
    predictions TFMA judges; the raw columns the slices and the ranking metrics name are read from the rows;
 2. every metric of each MetricsSpec, per slice, in numpy with TFMA's definitions (`DEFINITIONS`; ROC and
-   PR AUC by TFMA's own area formula on a confusion matrix at its 10,000 thresholds; GAUC, ECE and the ranking metrics
-   by the same functions their TFMA combiners call);
+   PR AUC by TFMA's own area formula on a confusion matrix at its 10,000 thresholds, each row counted
+   where TFMA's calibration histogram puts it; GAUC, ECE and the ranking metrics by the same functions
+   their TFMA combiners call);
 3. the values written as TFMA's own MetricsForSlice records beside TFMA's (`SLICES_FILE`, matched by
    TFMA's `metrics*` reader), so `tfma.load_eval_result` and TFMA's notebook views read one result.
 
@@ -31,7 +32,7 @@ import mtrank  # noqa: F401
 import numpy as np
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
-from tensorflow_model_analysis.metrics import binary_confusion_matrices
+from tensorflow_model_analysis.metrics import binary_confusion_matrices, calibration_histogram
 from tensorflow_model_analysis.proto import metrics_for_slice_pb2
 
 from components import ece, gauc, ranking_metric, tfma_fixes  # noqa: F401  (corrects TFMA on import)
@@ -47,22 +48,41 @@ RANKING_METRIC = ranking_metric.RankingMetric.__name__  # measured here by the f
 
 
 # ---- the metrics, in numpy: (labels, predictions, weights, settings, raw columns) -> {key: value}
+def _tfma_threshold_counts(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """For each prediction, at how many of `thresholds` (from the first) TFMA counts the row as positive.
+
+    TFMA does not compare a prediction with the thresholds: it puts it in one of its calibration histogram's
+    10,000 buckets (calibration_histogram._bucket_index, in float64 as it does), then rebins each bucket by
+    its left edge onto the thresholds moved up by epsilon (binary_confusion_matrices, calibration_histogram.rebin).
+    Comparing with the thresholds directly moved AUC by up to 0.003 on a category slice (measured against
+    TFMA on identical predictions). Both rules are replayed here, vectorized."""
+    n = calibration_histogram.DEFAULT_NUM_BUCKETS
+    bucket = np.clip((p - 0.0) / 1.0 * n + 1, 0, n + 1).astype(np.int64)  # int() of _bucket_index; NaN never gets here
+    left_edge = np.where(bucket == 0, -np.inf, np.where(bucket >= n + 1, np.inf, (bucket - 1) / n * 1.0 + 0.0))
+    rebin = np.asarray([t + binary_confusion_matrices._EPSILON if t != 0 else t for t in thresholds])
+    return np.maximum(np.searchsorted(rebin, left_edge, side="right") - 1, 0) + 1
+
+
 def _tfma_auc(curve: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
     """TFMA's own AUC on TFMA's own thresholds, from a confusion matrix counted in numpy.
 
-    The curve's area is TFMA's `AUC._metric_value` (ROC and PR, interpolation); only the counting of
-    the weighted confusion matrix at its 10,000 thresholds is done here, in one sort, because TFMA counts
-    it in a per-example combiner. (Keras' AUC gives the same area but costs 50 ms a call eagerly: 20 of
-    25 s on 67 slices, profiled.)"""
+    The curve's area is TFMA's `AUC._metric_value` (ROC and PR, interpolation) and the rows are counted at
+    each threshold by TFMA's rule (_tfma_threshold_counts); only the counting is done here, in one pass,
+    because TFMA counts it in a per-example combiner. (Keras' AUC gives the same area but costs 50 ms a
+    call eagerly: 20 of 25 s on 67 slices, profiled.)"""
     thresholds = np.asarray(binary_confusion_matrices._interpolated_thresholds(AUC_THRESHOLDS))
+    # The shape TFMA's _histogram_to_binary_confusion_matrices takes for these thresholds: no -epsilon bucket
+    # to add (the first is below 0), none above (the last is 1 + epsilon, where TFMA counts no row positive).
+    assert thresholds[0] < 0 and thresholds[-1] >= 1.0 + binary_confusion_matrices._EPSILON, thresholds[[0, -1]]
     definition = tfma.metrics.AUC(num_thresholds=AUC_THRESHOLDS)
 
     def value(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
         if y.min() == y.max():  # one class: undefined (TFMA writes 0.0 there; the report shows it as undefined)
             return 0.0
-        above = np.searchsorted(thresholds, p, side="left")  # a row is predicted positive at thresholds[:above]
-        per_bucket = [np.bincount(above, weights=w * part, minlength=len(thresholds) + 1) for part in (y, 1 - y)]
+        counted = _tfma_threshold_counts(p, thresholds)  # a row is predicted positive at thresholds[:counted]
+        per_bucket = [np.bincount(counted, weights=w * part, minlength=len(thresholds) + 1) for part in (y, 1 - y)]
         positives, negatives = ((part.sum() - np.cumsum(part))[:-1] for part in per_bucket)
+        positives[-1] = negatives[-1] = 0.0  # above 1 + epsilon: TFMA counts none
         matrices = binary_confusion_matrices.Matrices(
             thresholds=thresholds, tp=positives, fp=negatives, tn=per_bucket[1].sum() - negatives,
             fn=per_bucket[0].sum() - positives)
@@ -270,7 +290,9 @@ def slices(rows: Rows, slicings: Iterable[tfma.SlicingSpec]) -> List[Tuple[Tuple
     for spec in slicings:
         keys = list(spec.feature_keys)
         values = [rows.columns[k] for k in keys]
-        present = np.all([[v is not None for v in column] for column in values], axis=0)
+        present = np.ones(len(rows), dtype=bool)  # the overall slice (no keys) too: a row mask, not a scalar
+        for column in values:
+            present &= np.asarray([v is not None for v in column], dtype=bool)
         combos = sorted({tuple(column[i] for column in values) for i in np.flatnonzero(present)}, key=str)
         for combo in combos:
             mask = present.copy()

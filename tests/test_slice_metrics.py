@@ -38,6 +38,8 @@ def test_slices_follow_tfmas_keys_crosses_included_and_rows_without_the_column_l
                    (("device", "a"), ("position", 1)): [True, False, False, False],
                    (("device", "a"), ("position", 2)): [False, False, True, False],
                    (("device", "b"), ("position", 1)): [False, True, False, False]}
+    (overall, mask), = slice_metrics.slices(rows, [tfma.SlicingSpec()])
+    assert overall == () and mask.tolist() == [True] * 4  # a row mask, not one True that numpy broadcasts
 
 
 def test_areas_are_tfmas_thresholded_areas_close_to_the_exact_ones():
@@ -50,6 +52,38 @@ def test_areas_are_tfmas_thresholded_areas_close_to_the_exact_ones():
     assert values[0] == pytest.approx(roc_auc_score(y, p, sample_weight=w), abs=1e-4)
     assert values[1] == pytest.approx(average_precision_score(y, p, sample_weight=w), abs=5e-3)
     assert slice_metrics.DEFINITIONS["AUC"](np.ones(3), p[:3], w[:3], {}, {})["auc"] == 0.0  # one class, as TFMA
+
+
+def test_areas_count_rows_at_the_thresholds_as_tfma_does_where_a_row_sits_on_an_edge(tmp_path):
+    """TFMA buckets a prediction into 10,000 calibration buckets, then rebins the buckets onto its 9,999-step
+    thresholds: predictions on a threshold, on a bucket edge between two thresholds, at 0 and at 1 are where
+    counting against the thresholds directly disagrees with it. TFMA itself measures the same rows here."""
+    import tensorflow as tf
+    from tensorflow_model_analysis.writers import metrics_plots_and_validations_writer as writer
+
+    rng = np.random.default_rng(1)
+    thresholds = np.arange(1, 9999) / 9999
+    edges = np.arange(1, 10000) / 10000
+    p = np.float32(np.concatenate([rng.choice(thresholds, 300), rng.choice(edges, 300), np.nextafter(
+        rng.choice(edges, 200), 0), [0.0, 1.0, 1.0, 0.0], rng.uniform(size=200)])).astype(np.float64)
+    y = (rng.uniform(size=len(p)) < np.clip(p + 0.2, 0, 1)).astype(float)
+    w = rng.choice([0.5, 1.0, 2.0], size=len(p))
+    with tf.io.TFRecordWriter(str(tmp_path / "rows.tfrecord")) as out:
+        for label, prediction, weight in zip(y, p, w):
+            out.write(tf.train.Example(features=tf.train.Features(feature={
+                name: tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+                for name, value in (("y", label), ("p", prediction), ("w", weight))})).SerializeToString())
+    config = tfma.EvalConfig(model_specs=[tfma.ModelSpec(label_key="y", prediction_key="p", example_weight_key="w")],
+                             metrics_specs=tfma.metrics.specs_from_metrics([tfma.metrics.AUC(),
+                                                                            tfma.metrics.AUCPrecisionRecall()]),
+                             slicing_specs=[tfma.SlicingSpec()])
+    tfma.run_model_analysis(eval_config=config, data_location=str(tmp_path / "rows.tfrecord"),
+                            output_path=str(tmp_path / "tfma"), file_format="tfrecords")
+    theirs = {e.key.name: e.value.double_value.value
+              for r in writer.load_and_deserialize_metrics(str(tmp_path / "tfma")) for e in r.metric_keys_and_values}
+    assert slice_metrics.DEFINITIONS["AUC"](y, p, w, {}, {})["auc"] == pytest.approx(theirs["auc"], rel=1e-12)
+    assert slice_metrics.DEFINITIONS["AUCPrecisionRecall"](y, p, w, {}, {})["auc_precision_recall"] == \
+        pytest.approx(theirs["auc_precision_recall"], rel=1e-12)
 
 
 @pytest.mark.parametrize("combiner, accumulator", [

@@ -54,7 +54,7 @@ def _tfma_threshold_counts(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     TFMA does not compare a prediction with the thresholds: it puts it in one of its calibration histogram's
     10,000 buckets (calibration_histogram._bucket_index, in float64 as it does), then rebins each bucket by
     its left edge onto the thresholds moved up by epsilon (binary_confusion_matrices, calibration_histogram.rebin).
-    Comparing with the thresholds directly moved AUC by up to 0.003 on a category slice (measured against
+    Comparing with the thresholds directly moved AUC by up to 0.0014 (0.3 %) on a category slice (measured against
     TFMA on identical predictions). Both rules are replayed here, vectorized."""
     n = calibration_histogram.DEFAULT_NUM_BUCKETS
     bucket = np.clip((p - 0.0) / 1.0 * n + 1, 0, n + 1).astype(np.int64)  # int() of _bucket_index; NaN never gets here

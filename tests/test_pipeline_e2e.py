@@ -162,7 +162,7 @@ def test_report_slices_measured_from_predictions_equal_tfmas_own(run, tmp_path):
     1. The definitions, exactly: TFMA measures every slice of the predictions our pass made (written into the
        rows, TFMA without a model): every slice, output and metric must be there with TFMA's value, AUC, GAUC
        and the per-request ranking metrics included (this caught AUC counting rows at the thresholds
-       directly where TFMA buckets them first: 0.003 on a category slice).
+       directly where TFMA buckets them first: 0.0014 AUC on a category slice).
     2. The pass itself: TFMA's own run of the model on the overall slice. The model's float32 outputs change
        in their last bits with the batch size (measured: 5 % of the rows, up to 20 float32 steps, between
        batches of 4,096 and 37), and TFMA batches as Beam bundles, so scores within a few steps may swap

@@ -160,8 +160,9 @@ def test_report_slices_measured_from_predictions_equal_tfmas_own(run, tmp_path):
     TFMA the overall slice. Held against TFMA in two parts, on the same EvalConfig, model and 5,000 rows:
 
     1. The definitions, exactly: TFMA measures every slice of the predictions our pass made (written into the
-       rows, TFMA without a model): every slice, output and metric must be there with TFMA's value, AUC, GAUC
-       and the per-request ranking metrics included (this caught AUC counting rows at the thresholds
+       rows, TFMA without a model): every slice, output and metric must be there with TFMA's value to 1e-6
+       relative (sums taken in another order: CI measured 2.3e-9 on a weighted MSE), AUC, GAUC and the
+       per-request ranking metrics included (this caught AUC counting rows at the thresholds
        directly where TFMA buckets them first: 0.0014 AUC on a category slice).
     2. The pass itself: TFMA's own run of the model on the overall slice. The model's float32 outputs change
        in their last bits with the batch size (measured: 5 % of the rows, up to 20 float32 steps, between
@@ -221,7 +222,7 @@ def test_report_slices_measured_from_predictions_equal_tfmas_own(run, tmp_path):
                           example_weight_keys={o: f"weight__{o}" for o in rows.weights})
     tfma.run_model_analysis(eval_config=given, data_location=scored, output_path=str(tmp_path / "given"),
                             file_format="tfrecords")
-    _assert_equal_metrics(ours, _load_metrics(str(tmp_path / "given")), rtol=1e-9)
+    _assert_equal_metrics(ours, _load_metrics(str(tmp_path / "given")), rtol=1e-6)
 
     # 2. TFMA's own pass of the model, overall.
     overall = tfma.EvalConfig()

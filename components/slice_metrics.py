@@ -48,8 +48,9 @@ RANKING_METRIC = ranking_metric.RankingMetric.__name__  # measured here by the f
 
 
 # ---- the metrics, in numpy: (labels, predictions, weights, settings, raw columns) -> {key: value}
-def _tfma_threshold_counts(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """For each prediction, at how many of `thresholds` (from the first) TFMA counts the row as positive.
+def _tfma_threshold_counts(p: np.ndarray, rebinned: np.ndarray) -> np.ndarray:
+    """For each prediction, at how many thresholds (from the first) TFMA counts the row as positive;
+    `rebinned` is _rebinned(thresholds), computed once per metric, not per slice.
 
     TFMA does not compare a prediction with the thresholds: it puts it in one of its calibration histogram's
     10,000 buckets (calibration_histogram._bucket_index, in float64 as it does), then rebins each bucket by
@@ -59,8 +60,12 @@ def _tfma_threshold_counts(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     n = calibration_histogram.DEFAULT_NUM_BUCKETS
     bucket = np.clip((p - 0.0) / 1.0 * n + 1, 0, n + 1).astype(np.int64)  # int() of _bucket_index; NaN never gets here
     left_edge = np.where(bucket == 0, -np.inf, np.where(bucket >= n + 1, np.inf, (bucket - 1) / n * 1.0 + 0.0))
-    rebin = np.asarray([t + binary_confusion_matrices._EPSILON if t != 0 else t for t in thresholds])
-    return np.maximum(np.searchsorted(rebin, left_edge, side="right") - 1, 0) + 1
+    return np.maximum(np.searchsorted(rebinned, left_edge, side="right") - 1, 0) + 1
+
+
+def _rebinned(thresholds: np.ndarray) -> np.ndarray:
+    """The thresholds as TFMA rebins its histogram onto them (binary_confusion_matrices: moved up by epsilon)."""
+    return np.where(thresholds != 0, thresholds + binary_confusion_matrices._EPSILON, thresholds)
 
 
 def _tfma_auc(curve: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
@@ -74,12 +79,13 @@ def _tfma_auc(curve: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray], floa
     # The shape TFMA's _histogram_to_binary_confusion_matrices takes for these thresholds: no -epsilon bucket
     # to add (the first is below 0), none above (the last is 1 + epsilon, where TFMA counts no row positive).
     assert thresholds[0] < 0 and thresholds[-1] >= 1.0 + binary_confusion_matrices._EPSILON, thresholds[[0, -1]]
+    rebinned = _rebinned(thresholds)
     definition = tfma.metrics.AUC(num_thresholds=AUC_THRESHOLDS)
 
     def value(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
         if y.min() == y.max():  # one class: undefined (TFMA writes 0.0 there; the report shows it as undefined)
             return 0.0
-        counted = _tfma_threshold_counts(p, thresholds)  # a row is predicted positive at thresholds[:counted]
+        counted = _tfma_threshold_counts(p, rebinned)  # a row is predicted positive at thresholds[:counted]
         per_bucket = [np.bincount(counted, weights=w * part, minlength=len(thresholds) + 1) for part in (y, 1 - y)]
         positives, negatives = ((part.sum() - np.cumsum(part))[:-1] for part in per_bucket)
         positives[-1] = negatives[-1] = 0.0  # above 1 + epsilon: TFMA counts none

@@ -6,10 +6,12 @@ nothing is served. TFX's executor decides "there is a baseline" from the presenc
 not there. This executor drops an empty baseline first, so TFX's own rule applies: no baseline, change
 thresholds skipped, floors still checked (`update_eval_config_with_defaults(..., rubber_stamp=True)`).
 
-It also moves the report's slices out of TFMA (components/slice_metrics.py says why): TFX's Evaluator runs
-TFMA on the overall slice, which holds every threshold, and the other slicing specs of the same EvalConfig
-are then measured from one pass of the candidate model over the same rows and written into the same
-evaluation folder as TFMA's own records. Everything else is TFX's Evaluator, unchanged.
+It also moves what does not gate out of TFMA (components/slice_metrics.py says why): TFX's Evaluator runs
+TFMA on the overall slice with the metrics that carry a threshold (their change against the model in
+production and their intervals included), and the rest of the same EvalConfig (the overall slice's other
+metrics, every metric of the other slicing specs) is then measured from one pass of the candidate model over
+the same rows and written into the same evaluation folder, the overall values into TFMA's own overall record.
+Everything else is TFX's Evaluator, unchanged.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
-"""The Evaluator's slices beyond the overall one, measured from materialized predictions.
+"""The Evaluator's metrics beyond its gates, measured from materialized predictions.
 
 Why not TFMA for them: TFMA 0.47 unbatches before slicing and runs every metric's Python combiner once per
 example and per slicing. Profiled on the default configuration, `to_label_prediction_example_weight` alone
 ran 22 times per row and slicing, and the three report slicings cost 2.7x the overall slice on its own
-(bench/results/evaluator_throughput.md). Those slices feed the run report only: thresholds hold on the
-overall slice. So the Evaluator (components/evaluator.py) gives TFMA the overall slice (every gating
-metric, the change against the model in production, the intervals, the calibration plot) and this module
-measures the other slicing specs of the same EvalConfig:
+(bench/results/evaluator_throughput.md). The report's slices, and the overall metrics no threshold reads,
+feed the run report only. So the Evaluator (components/evaluator.py) gives TFMA the overall slice with the
+metrics that gate (`gates`: their thresholds, their change against the model in production, their
+intervals, the calibration plot) and this module measures the rest of the same EvalConfig:
 
 1. one pass of the candidate model over the same rows: its `transform_features` signature gives the labels
    and example weights TFMA reads (the ModelSpec's label and weight keys), its serving signature the
@@ -16,7 +16,8 @@ measures the other slicing specs of the same EvalConfig:
    where TFMA's calibration histogram puts it; GAUC, ECE and the ranking metrics by the same functions
    their TFMA combiners call);
 3. the values written as TFMA's own MetricsForSlice records beside TFMA's (`SLICES_FILE`, matched by
-   TFMA's `metrics*` reader), so `tfma.load_eval_result` and TFMA's notebook views read one result.
+   TFMA's `metrics*` reader), the overall slice's joined to TFMA's own overall record, so
+   `tfma.load_eval_result` and TFMA's notebook views read one result with one overall slice.
 
 tests/test_pipeline_e2e.py holds this path to TFMA: on a trained model's rows, every metric of every slice
 equals TFMA's own value for that slice.
@@ -36,6 +37,7 @@ from tensorflow_model_analysis.metrics import binary_confusion_matrices, calibra
 from tensorflow_model_analysis.proto import metrics_for_slice_pb2
 
 from components import ece, gauc, ranking_metric, tfma_fixes  # noqa: F401  (corrects TFMA on import)
+from mtrank import metrics as metrics_lib
 from mtrank import ranking
 from mtrank.export_contract import EXAMPLES_INPUT, TRANSFORM_SIGNATURE
 
@@ -136,13 +138,48 @@ def _moved(spec: tfma.SlicingSpec) -> bool:
     return bool(spec.feature_keys) and not spec.feature_values and not spec.slice_keys_sql
 
 
-def split(eval_config: tfma.EvalConfig) -> Tuple[tfma.EvalConfig, List[tfma.SlicingSpec]]:
-    """(the EvalConfig TFMA runs: the other slicing specs removed, the slicing specs measured here).
+def _overall(spec: tfma.SlicingSpec) -> bool:
+    return not spec.feature_keys and not spec.feature_values and not spec.slice_keys_sql
 
-    Refuses, before any work, a metric that the moved slices could not measure."""
+
+def _keys(metric: tfma.MetricConfig) -> List[str]:
+    """The names a metric writes its values under (what a ChangeBound's `metric` names)."""
+    settings = _settings(metric)
+    if metric.class_name == RANKING_METRIC:
+        return [ranking.metric_name(settings["objective"], settings["measure"], settings["settings"]["top_k"])]
+    return [key for key, m in metrics_lib.BY_KEY.items() if m.tfma_class == metric.class_name]
+
+
+def gates(spec: tfma.MetricsSpec, metric: tfma.MetricConfig) -> bool:
+    """Whether TFMA computes this metric on the overall slice: it carries a threshold, a change bound of its
+    spec reads its change against the model in production, or it is TFMA's alone (OVERALL_ONLY)."""
+    if metric.class_name in OVERALL_ONLY or metric.per_slice_thresholds or metric.cross_slice_thresholds \
+            or metric.HasField("threshold"):
+        return True
+    bounded = {_settings(m).get("metric") for m in spec.metrics if m.class_name == "ChangeBound"}
+    return bool(bounded.intersection(_keys(metric)))
+
+
+def _measurable(metric: tfma.MetricConfig) -> bool:
+    return metric.class_name in DEFINITIONS or metric.class_name == RANKING_METRIC
+
+
+def tfma_keeps(spec: tfma.MetricsSpec, metric: tfma.MetricConfig) -> bool:
+    """Whether TFMA computes the metric on the overall slice: it gates, or this module has no definition of it."""
+    return gates(spec, metric) or not _measurable(metric)
+
+
+def split(eval_config: tfma.EvalConfig) -> Tuple[tfma.EvalConfig, List[tfma.SlicingSpec]]:
+    """(the EvalConfig TFMA runs, the slicing specs measured here).
+
+    TFMA keeps the overall slice with the metrics that gate (`gates`): their thresholds, their changes against
+    the model in production, their intervals. Every other metric of the overall slice, and every metric of the
+    other slicings, is measured here; the overall slice is then among the slicings returned, and its values
+    join TFMA's own overall record (`evaluate_slices`). Refuses, before any work, a metric that the feature
+    slices could not measure (one without a definition here stays TFMA's when there are none)."""
     moved = [s for s in eval_config.slicing_specs if _moved(s)]
-    unknown = sorted({m.class_name for spec in eval_config.metrics_specs for m in spec.metrics}
-                     - set(DEFINITIONS) - set(OVERALL_ONLY) - {RANKING_METRIC})
+    unknown = sorted({m.class_name for spec in eval_config.metrics_specs for m in spec.metrics
+                      if m.class_name not in OVERALL_ONLY and not _measurable(m)})
     if moved and unknown:
         raise ValueError(f"metric {', '.join(unknown)} has no per-slice definition in components/slice_metrics.py "
                          "DEFINITIONS: add one there (tests/test_pipeline_e2e.py holds it to TFMA's value)")
@@ -150,6 +187,15 @@ def split(eval_config: tfma.EvalConfig) -> Tuple[tfma.EvalConfig, List[tfma.Slic
     kept.CopyFrom(eval_config)
     del kept.slicing_specs[:]
     kept.slicing_specs.extend(s for s in eval_config.slicing_specs if not _moved(s))
+    del kept.metrics_specs[:]
+    for spec in eval_config.metrics_specs:
+        tfmas = [m for m in spec.metrics if tfma_keeps(spec, m)]
+        if tfmas:
+            kept.metrics_specs.add().CopyFrom(spec)
+            del kept.metrics_specs[-1].metrics[:]
+            kept.metrics_specs[-1].metrics.extend(tfmas)
+    if any(not tfma_keeps(spec, m) for spec in eval_config.metrics_specs for m in spec.metrics):
+        moved = [s for s in eval_config.slicing_specs if _overall(s)][:1] + moved
     return kept, moved
 
 
@@ -244,15 +290,17 @@ def columns_needed(eval_config: tfma.EvalConfig, slicings: Iterable[tfma.Slicing
     return list(dict.fromkeys(needed))
 
 
-def slice_metrics(eval_config: tfma.EvalConfig, rows: Rows, mask: np.ndarray) -> Dict[Tuple[str, bool], Dict[str, float]]:
-    """{(output, example weighted): {metric: value}} of the rows where `mask` holds."""
+def slice_metrics(eval_config: tfma.EvalConfig, rows: Rows, mask: np.ndarray,
+                  beside_tfma: bool = False) -> Dict[Tuple[str, bool], Dict[str, float]]:
+    """{(output, example weighted): {metric: value}} of the rows where `mask` holds; `beside_tfma`: only the
+    metrics TFMA does not compute on the overall slice (`tfma_keeps`)."""
     model_spec = _candidate(eval_config)
     columns = {c: v[mask] for c, v in rows.columns.items()}
     out: Dict[Tuple[str, bool], Dict[str, float]] = {}
     ranked: Dict[str, Dict] = {}  # the ranking metrics' shared lists, once per settings
     for spec in eval_config.metrics_specs:
         for metric in spec.metrics:
-            if metric.class_name in OVERALL_ONLY:
+            if metric.class_name in OVERALL_ONLY or (beside_tfma and tfma_keeps(spec, metric)):
                 continue
             settings = _settings(metric)
             if metric.class_name == RANKING_METRIC:
@@ -319,10 +367,38 @@ def _record(slice_key, metrics: Dict[Tuple[str, bool], Dict[str, float]], model_
     return record
 
 
+def _tfma_records(output_path: str) -> List[str]:
+    return sorted(f for f in tf.io.gfile.glob(os.path.join(output_path, "metrics*"))
+                  if os.path.basename(f) != SLICES_FILE)
+
+
+def _join_overall(output_path: str, record: metrics_for_slice_pb2.MetricsForSlice) -> bool:
+    """Adds the overall slice's values measured here to TFMA's own overall record, so a reader sees one
+    overall slice (TFMA's value stands where both have a key). False when TFMA wrote no overall record."""
+    for path in _tfma_records(output_path):
+        compression = "GZIP" if path.endswith(".gz") else ""
+        records = [metrics_for_slice_pb2.MetricsForSlice.FromString(r.numpy())
+                   for r in tf.data.TFRecordDataset(path, compression_type=compression)]
+        overall = next((r for r in records if not r.slice_key.single_slice_keys), None)
+        if overall is None:
+            continue
+        present = {entry.key.SerializeToString(deterministic=True) for entry in overall.metric_keys_and_values}
+        overall.metric_keys_and_values.extend(entry for entry in record.metric_keys_and_values
+                                              if entry.key.SerializeToString(deterministic=True) not in present)
+        options = tf.io.TFRecordOptions(compression_type=compression)
+        with tf.io.TFRecordWriter(path + ".joined", options) as writer:
+            for r in records:
+                writer.write(r.SerializeToString())
+        tf.io.gfile.rename(path + ".joined", path, overwrite=True)
+        return True
+    return False
+
+
 def evaluate_slices(eval_config: tfma.EvalConfig, slicings: Sequence[tfma.SlicingSpec], model_path: str,
                     data_pattern: Union[str, Sequence[str]], output_path: str) -> int:
-    """Measures `slicings` of `eval_config`'s metrics on the rows with the model, writes TFMA's records
-    into `output_path` (an Evaluator's evaluation folder); returns the number of slices written."""
+    """Measures `slicings` of `eval_config`'s metrics on the rows with the model and writes TFMA's records into
+    `output_path` (an Evaluator's evaluation folder, TFMA's run done); the overall slice gets only what TFMA
+    did not measure, joined to TFMA's record. Returns the number of slices measured."""
     if not slicings:
         return 0
     model_spec = _candidate(eval_config)
@@ -330,8 +406,10 @@ def evaluate_slices(eval_config: tfma.EvalConfig, slicings: Sequence[tfma.Slicin
     written = 0
     with tf.io.TFRecordWriter(os.path.join(output_path, SLICES_FILE)) as writer:
         for slice_key, mask in slices(rows, slicings):
-            metrics = slice_metrics(eval_config, rows, mask)
-            writer.write(_record(slice_key, metrics, model_spec.name).SerializeToString())
+            overall = not slice_key
+            record = _record(slice_key, slice_metrics(eval_config, rows, mask, beside_tfma=overall), model_spec.name)
+            if not (overall and _join_overall(output_path, record)):
+                writer.write(record.SerializeToString())
             written += 1
     return written
 

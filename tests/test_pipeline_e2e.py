@@ -60,6 +60,22 @@ def test_model_is_evaluated_per_task_and_slice_and_beats_chance(cfg, run):
     assert "auc" in result.metrics[device_slices[0]]["click"]
 
 
+def test_the_evaluator_writes_one_overall_slice_holding_tfmas_gates_and_the_metrics_measured_beside_them(cfg, run):
+    """TFMA measures the gating metrics of the overall slice; the others are measured from the model's
+    predictions and joined to TFMA's own overall record (components/slice_metrics.py): one overall slice."""
+    from tensorflow_model_analysis.writers import metrics_plots_and_validations_writer as writer
+
+    _, _, result = run
+    overall = [r for r in writer.load_and_deserialize_metrics(result.evaluation_uri) if not r.slice_key.single_slice_keys]
+    assert len(overall) == 1
+    names = {(e.key.output_name, e.key.name) for e in overall[0].metric_keys_and_values}
+    gated = {(th.task, th.metric) for th in cfg.evaluation.thresholds}
+    assert ("click", "auc") in gated and {("click", "auc"), ("click", "gauc"), ("click", "mean_label"),
+                                          ("score", "revenue_ndcg@3")} <= names
+    keys = [e.key.SerializeToString(deterministic=True) for e in overall[0].metric_keys_and_values]
+    assert len(keys) == len(set(keys))  # nothing measured twice
+
+
 def test_the_ranked_lists_are_measured_and_the_searched_weights_earn_revenue(cfg, run):
     """Per request, on the evaluated day: every ranking captures more of the oracle's gain than chance, and the
     served score (weights searched on held-out requests of the training window, price included) captures more

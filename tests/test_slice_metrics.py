@@ -2,21 +2,48 @@
 from predictions, and the TFMA correction it runs with. Held to TFMA's own values on a trained model in
 tests/test_pipeline_e2e.py."""
 
+import dataclasses
+
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from sklearn.metrics import average_precision_score, roc_auc_score
 from tensorflow_model_analysis.metrics import cross_entropy_metrics, mean_regression_error
 
 from components import evaluation, slice_metrics, tfma_fixes
+from mtrank import metrics as metrics_lib
 
 
-def test_tfma_keeps_the_overall_slice_with_every_gate_and_the_feature_slices_move(cfg):
+def _kept(config: tfma.EvalConfig) -> set:
+    return {(tuple(spec.output_names), m.class_name) for spec in config.metrics_specs for m in spec.metrics}
+
+
+def test_tfma_keeps_the_overall_slice_with_the_gating_metrics_and_everything_else_moves(cfg):
     config = evaluation.eval_config(cfg)
     kept, moved = slice_metrics.split(config)
     assert [list(s.feature_keys) for s in kept.slicing_specs] == [[]]  # the overall slice, where thresholds hold
-    assert [list(s.feature_keys) for s in moved] == [[k] for k in cfg.evaluation.slices]
-    assert kept.metrics_specs == config.metrics_specs and kept.model_specs == config.model_specs
+    assert [list(s.feature_keys) for s in moved] == [[]] + [[k] for k in cfg.evaluation.slices]
+    assert kept.model_specs == config.model_specs
+    gated = {((th.task,), metrics_lib.tfma_class(th.metric)) for th in cfg.evaluation.thresholds}
+    plots = {((t.name,), "CalibrationPlot") for t in cfg.tasks if t.type == metrics_lib.BINARY}
+    assert gated and _kept(kept) == gated | plots  # the ranking metrics, GAUC, ECE, log loss, ... are measured here
+    for spec in kept.metrics_specs:  # each kept metric as configured, its threshold included
+        original = next(s for s in config.metrics_specs if s.output_names == spec.output_names)
+        assert all(m in original.metrics for m in spec.metrics)
+        assert spec.example_weights == original.example_weights
+
+
+def test_a_significant_drop_keeps_its_metric_in_tfma_without_a_floor(cfg):
+    """The change bound reads the metric's change against production, which TFMA alone computes."""
+    thresholds = [dataclasses.replace(th, significant=True, lower_bound=None) if th.task == "purchase" else th
+                  for th in cfg.evaluation.thresholds]
+    config = evaluation.eval_config(cfg.replace(evaluation=dataclasses.replace(cfg.evaluation, thresholds=thresholds)))
+    purchase = next(s for s in config.metrics_specs if list(s.output_names) == ["purchase"])
+    auc = next(m for m in purchase.metrics if m.class_name == "AUC")
+    assert not auc.per_slice_thresholds  # no floor, the drop sits on the change bound
+    kept, _ = slice_metrics.split(config)
+    assert {(("purchase",), "AUC"), (("purchase",), "ChangeBound")} <= _kept(kept)
 
 
 def test_a_metric_without_a_per_slice_definition_is_refused_before_any_work(cfg):
@@ -24,8 +51,30 @@ def test_a_metric_without_a_per_slice_definition_is_refused_before_any_work(cfg)
     config.metrics_specs[0].metrics.add(class_name="MeanAbsolutePercentageError")
     with pytest.raises(ValueError, match="MeanAbsolutePercentageError has no per-slice definition"):
         slice_metrics.split(config)
-    del config.slicing_specs[1:]  # the overall slice alone: TFMA measures everything, nothing to refuse
-    assert slice_metrics.split(config)[1] == []
+    del config.slicing_specs[1:]  # the overall slice alone: TFMA measures it, nothing to refuse
+    kept, moved = slice_metrics.split(config)
+    assert "MeanAbsolutePercentageError" in {m.class_name for m in kept.metrics_specs[0].metrics}
+    assert [list(s.feature_keys) for s in moved] == [[]]
+
+
+def test_the_overall_values_join_tfmas_own_record_and_tfmas_value_stands(tmp_path):
+    from tensorflow_model_analysis.proto import metrics_for_slice_pb2
+    from tensorflow_model_analysis.writers import metrics_plots_and_validations_writer as writer
+
+    def record(slice_key, values):
+        return slice_metrics._record(slice_key, {("click", False): values}, "candidate")
+
+    tfmas = tmp_path / "metrics-00000-of-00001.tfrecord"
+    with tf.io.TFRecordWriter(str(tfmas)) as out:
+        out.write(record((), {"auc": 0.7}).SerializeToString())
+        out.write(record((("device", "mobile"),), {"auc": 0.6}).SerializeToString())
+    assert slice_metrics._join_overall(str(tmp_path), record((), {"auc": 0.1, "mean_label": 0.08}))
+    read = {tfma.slicer.deserialize_slice_key(r.slice_key): {e.key.name: e.value.double_value.value
+                                                              for e in r.metric_keys_and_values}
+            for r in writer.load_and_deserialize_metrics(str(tmp_path))}
+    assert read == {(): {"auc": 0.7, "mean_label": 0.08}, (("device", "mobile"),): {"auc": 0.6}}
+    assert len(list(writer.load_and_deserialize_metrics(str(tmp_path)))) == 2  # one overall record
+    assert not slice_metrics._join_overall(str(tmp_path / "none"), metrics_for_slice_pb2.MetricsForSlice())
 
 
 def test_slices_follow_tfmas_keys_crosses_included_and_rows_without_the_column_left_out():

@@ -35,6 +35,7 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import binary_confusion_matrices, calibration_histogram
 from tensorflow_model_analysis.proto import metrics_for_slice_pb2
+from tensorflow_model_analysis.writers import eval_config_writer
 
 from components import ece, gauc, ranking_metric, tfma_fixes  # noqa: F401  (corrects TFMA on import)
 from mtrank import metrics as metrics_lib
@@ -151,13 +152,15 @@ def _keys(metric: tfma.MetricConfig) -> List[str]:
 
 
 def gates(spec: tfma.MetricsSpec, metric: tfma.MetricConfig) -> bool:
-    """Whether TFMA computes this metric on the overall slice: it carries a threshold, a change bound of its
-    spec reads its change against the model in production, or it is TFMA's alone (OVERALL_ONLY)."""
+    """Whether TFMA computes this metric on the overall slice: it carries a threshold (its own, or one of its
+    spec's by name), a change bound of its spec reads its change against the model in production, or it is
+    TFMA's alone (OVERALL_ONLY)."""
     if metric.class_name in OVERALL_ONLY or metric.per_slice_thresholds or metric.cross_slice_thresholds \
             or metric.HasField("threshold"):
         return True
-    bounded = {_settings(m).get("metric") for m in spec.metrics if m.class_name == "ChangeBound"}
-    return bool(bounded.intersection(_keys(metric)))
+    named = {_settings(m).get("metric") for m in spec.metrics if m.class_name == "ChangeBound"}
+    named |= set(spec.thresholds) | set(spec.per_slice_thresholds) | set(spec.cross_slice_thresholds)
+    return bool(named.intersection(_keys(metric)))
 
 
 def _measurable(metric: tfma.MetricConfig) -> bool:
@@ -187,6 +190,8 @@ def split(eval_config: tfma.EvalConfig) -> Tuple[tfma.EvalConfig, List[tfma.Slic
     kept.CopyFrom(eval_config)
     del kept.slicing_specs[:]
     kept.slicing_specs.extend(s for s in eval_config.slicing_specs if not _moved(s))
+    if any(not _overall(s) for s in kept.slicing_specs):  # slices by value or SQL: TFMA measures every metric
+        return kept, moved
     del kept.metrics_specs[:]
     for spec in eval_config.metrics_specs:
         tfmas = [m for m in spec.metrics if tfma_keeps(spec, m)]
@@ -372,6 +377,13 @@ def _tfma_records(output_path: str) -> List[str]:
                   if os.path.basename(f) != SLICES_FILE)
 
 
+def _model_name(output_path: str, default: str) -> str:
+    """The candidate's name in TFMA's records: TFX's Evaluator renames the models (`candidate`, `baseline`)
+    when there is a baseline, and TFMA writes the EvalConfig it ran beside its records."""
+    ran = eval_config_writer.load_eval_run(output_path)[0]
+    return _candidate(ran).name if ran is not None and ran.model_specs else default
+
+
 def _join_overall(output_path: str, record: metrics_for_slice_pb2.MetricsForSlice) -> bool:
     """Adds the overall slice's values measured here to TFMA's own overall record, so a reader sees one
     overall slice (TFMA's value stands where both have a key). False when TFMA wrote no overall record."""
@@ -379,7 +391,8 @@ def _join_overall(output_path: str, record: metrics_for_slice_pb2.MetricsForSlic
         compression = "GZIP" if path.endswith(".gz") else ""
         records = [metrics_for_slice_pb2.MetricsForSlice.FromString(r.numpy())
                    for r in tf.data.TFRecordDataset(path, compression_type=compression)]
-        overall = next((r for r in records if not r.slice_key.single_slice_keys), None)
+        overall = next((r for r in records if not r.slice_key.single_slice_keys and not r.HasField("cross_slice_key")),
+                       None)
         if overall is None:
             continue
         present = {entry.key.SerializeToString(deterministic=True) for entry in overall.metric_keys_and_values}
@@ -403,11 +416,12 @@ def evaluate_slices(eval_config: tfma.EvalConfig, slicings: Sequence[tfma.Slicin
         return 0
     model_spec = _candidate(eval_config)
     rows = materialize(model_path, model_spec, data_pattern, columns_needed(eval_config, slicings))
+    model_name = _model_name(output_path, model_spec.name)
     written = 0
     with tf.io.TFRecordWriter(os.path.join(output_path, SLICES_FILE)) as writer:
         for slice_key, mask in slices(rows, slicings):
             overall = not slice_key
-            record = _record(slice_key, slice_metrics(eval_config, rows, mask, beside_tfma=overall), model_spec.name)
+            record = _record(slice_key, slice_metrics(eval_config, rows, mask, beside_tfma=overall), model_name)
             if not (overall and _join_overall(output_path, record)):
                 writer.write(record.SerializeToString())
             written += 1

@@ -77,6 +77,28 @@ def test_the_overall_values_join_tfmas_own_record_and_tfmas_value_stands(tmp_pat
     assert not slice_metrics._join_overall(str(tmp_path / "none"), metrics_for_slice_pb2.MetricsForSlice())
 
 
+def test_the_values_measured_here_carry_the_candidates_name_as_tfma_wrote_it(tmp_path):
+    """With a baseline, TFX's Evaluator renames the models (candidate, baseline) before TFMA runs; an entry
+    under the configuration's empty name would be taken by TFMA's reader as every model's, over TFMA's own."""
+    from tensorflow_model_analysis.writers import eval_config_writer
+
+    assert slice_metrics._model_name(str(tmp_path), "") == ""  # TFMA has not run here: the configured name
+    config = tfma.EvalConfig(model_specs=[tfma.ModelSpec(name="candidate"),
+                                          tfma.ModelSpec(name="baseline", is_baseline=True)])
+    with open(tmp_path / "eval_config.json", "w") as f:
+        f.write(eval_config_writer._serialize_eval_run(config, "rows", "tfrecords", {"candidate": "m1", "baseline": "m0"}))
+    assert slice_metrics._model_name(str(tmp_path), "") == "candidate"
+
+
+def test_slices_by_value_keep_every_metric_in_tfma(cfg):
+    """TFMA alone can measure a slicing by value or SQL: there it measures every metric, the overall slice too."""
+    config = evaluation.eval_config(cfg)
+    config.slicing_specs.add(feature_values={"device": "mobile"})
+    kept, moved = slice_metrics.split(config)
+    assert [list(s.feature_keys) for s in moved] == [[k] for k in cfg.evaluation.slices]
+    assert kept.metrics_specs == config.metrics_specs
+
+
 def test_slices_follow_tfmas_keys_crosses_included_and_rows_without_the_column_left_out():
     rows = slice_metrics.Rows(columns={"device": np.array(["a", "b", "a", None], dtype=object),
                                        "position": np.array([1, 1, 2, 2], dtype=object)},

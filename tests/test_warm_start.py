@@ -9,8 +9,10 @@ import pytest
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.utils import io_utils
 
+import tensorflow as tf
+
 import transform_support
-from components import trainer, warm_start
+from components import trainer, transform_in_memory, warm_start
 from mtrank.models import builder, layers
 
 pytestmark = pytest.mark.integration  # every test here runs Transform or trains
@@ -47,13 +49,13 @@ def days(cfg, tmp_path_factory):
     schema = io_utils.parse_pbtxt_file(cfg.resolve_path(cfg.data.schema), schema_pb2.Schema())
     root = tmp_path_factory.mktemp("warm")
     one = transform_support.analyze_rows(cfg, schema, _rows(DAY_ONE, 1), str(root / "transform_one"))
-    two = transform_support.analyze_rows(cfg, schema, _rows(DAY_TWO, 2), str(root / "transform_two"))
+    two, two_rows, _ = transform_in_memory.analyze_and_transform(cfg, schema, _rows(DAY_TWO, 2), str(root / "transform_two"))
     net = builder.build(cfg, trainer.cardinalities(cfg, one))
     for variable in net.model.weights:  # far from any fresh draw, so a restored value is unmistakable
         variable.assign(np.random.default_rng(3).normal(size=variable.shape).astype("float32"))
     served = str(root / "served")
     net.model.save(served, save_format="tf", signatures=trainer.serving_signatures(cfg, net.model, one))
-    return {"one": one, "two": two, "saved": net.model, "served": served}
+    return {"one": one, "two": two, "two_rows": two_rows, "saved": net.model, "served": served}
 
 
 def _table(model, cfg, name, bias=False):
@@ -62,9 +64,9 @@ def _table(model, cfg, name, bias=False):
     return model.get_layer(layer).embeddings.numpy()
 
 
-def _restore_into_day_two(cfg, days, **kwargs):
+def _restore_into_day_two(cfg, days, net=None, **kwargs):
     sizes = trainer.cardinalities(cfg, days["two"])
-    net = builder.build(cfg, sizes)
+    net = net or builder.build(cfg, sizes)
     fresh = [v.numpy() for v in net.model.weights]
     start = warm_start.restore(net.model, days["served"], vocabularies=trainer.vocabularies(cfg, days["two"]),
                                build_twin=lambda old: builder.build(cfg, {**sizes, **old}).model, **kwargs)
@@ -95,6 +97,25 @@ def test_each_category_gets_back_its_own_row_after_the_frequency_order_changed(c
     assert start.remapped["category"] == {"kept": 3, "moved": 3, "new": 1, "dropped": 1}
     assert start.remapped["user_segment"] == {"kept": 3, "moved": 2, "new": 0, "dropped": 0}
     assert start.remapped["device"]["moved"] == 0
+
+
+def test_the_warm_run_moves_only_the_rows_its_batches_look_up(cfg, days):
+    """Adam's slots start at zero in every run (a warm start restores weights, not optimizer state), so a row
+    that no batch of today's run looks up gets a zero step (m = v = 0) and keeps exactly the value it was
+    restored with: yesterday's knowledge of a category absent today is kept, not decayed or pushed by
+    momentum. The rows today's batches do look up learn; the lookups' L2 (`l2`) reaches those rows only."""
+    net = builder.build(cfg, trainer.cardinalities(cfg, days["two"]))
+    model, _, start = _restore_into_day_two(cfg, days, net=net)
+    assert start.warm, start.reason
+    restored = {name: _table(model, cfg, name) for name in ("category", "user_segment")}
+    trainee = trainer.compile_for_training(cfg, net)
+    batch = {k: tf.constant(v) for k, v in transform_in_memory.arrays_of(days["two_rows"]).items()}
+    trainee.fit(tf.data.Dataset.from_tensor_slices(trainer.split_labels(cfg, batch)).batch(16), epochs=2, verbose=0)
+    for name, before in restored.items():
+        after = _table(model, cfg, name)
+        seen = len(days["two"].vocabulary_by_name(name))  # every value of today's vocabulary is in today's rows
+        assert (np.abs(after[:seen] - before[:seen]).max(axis=1) > 0).all(), name  # looked up: learned
+        np.testing.assert_array_equal(after[seen:], before[seen:], err_msg=f"{name}: rows no batch looked up")
 
 
 def test_every_other_weight_is_restored_as_it_was(cfg, days):

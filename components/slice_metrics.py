@@ -193,13 +193,15 @@ def split(eval_config: tfma.EvalConfig) -> Tuple[tfma.EvalConfig, List[tfma.Slic
     if any(not _overall(s) for s in kept.slicing_specs):  # slices by value or SQL: TFMA measures every metric
         return kept, moved
     del kept.metrics_specs[:]
+    overall_moves = False
     for spec in eval_config.metrics_specs:
         tfmas = [m for m in spec.metrics if tfma_keeps(spec, m)]
+        overall_moves |= len(tfmas) < len(spec.metrics)
         if tfmas:
             kept.metrics_specs.add().CopyFrom(spec)
             del kept.metrics_specs[-1].metrics[:]
             kept.metrics_specs[-1].metrics.extend(tfmas)
-    if any(not tfma_keeps(spec, m) for spec in eval_config.metrics_specs for m in spec.metrics):
+    if overall_moves:
         moved = [s for s in eval_config.slicing_specs if _overall(s)][:1] + moved
     return kept, moved
 

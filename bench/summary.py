@@ -15,7 +15,8 @@ SUITE = [("trainer_throughput", "Trainer throughput"), ("pipeline_scaling", "Pip
          ("simulator", "Simulator"), ("serving_latency", "Serving latency"),
          ("serving_batching", "Serving under concurrency"),
          ("evaluator_throughput", "Evaluator throughput"), ("gate_noise", "The gate's false-rejection rate"),
-         ("id_features", "Id features: what each lever buys"), ("warm_chain", "Daily warm starts: by value, by position, cold")]
+         ("id_features", "Id features: what each lever buys"), ("warm_chain", "Daily warm starts: by value, by position, cold"),
+         ("learning_curve", "Learning curve: daily retraining against a cold model and a logistic regression")]
 
 
 def _load(name: str):
@@ -92,6 +93,21 @@ def headline() -> str:
                     f"{mean('by position', 'click'):.4f}, purchase {mean('by value', 'purchase'):.4f} vs "
                     f"{mean('by position', 'purchase'):.4f} | {mean('by value', 'click') - mean('by position', 'click'):+.4f} "
                     f"/ {mean('by value', 'purchase') - mean('by position', 'purchase'):+.4f} |")
+    c = _load("learning_curve")
+    if c:
+        v, s = c["verdicts"], c["setup"]
+        m, sec = v["mean_auc_on_warm_days"], v["train_seconds_on_warm_days"]
+        rows.append(f"| Daily retraining: warm chain vs cold model | {s['days']} days x {s['rows']:,} rows, `mtrank backfill`, "
+                    f"mean AUC of the {v['warm_days']} warm days on the whole day | click {m['warm chain']['click']:.4f} vs "
+                    f"{m['cold']['click']:.4f}, purchase {m['warm chain']['purchase']:.4f} vs {m['cold']['purchase']:.4f}; "
+                    f"training {sec['warm chain']:.0f} vs {sec['cold']:.0f} s; pushed {v['pushed']} "
+                    f"| time {sec['warm chain'] / sec['cold']:.2f}x |")
+        last = c["days"][-1]
+        rows.append(f"| Daily retraining: last day vs logistic regression (ids, segment×category) | day {s['days']} | "
+                    f"click {last['warm chain']['auc']['click']:.4f} vs {last['logistic']['auc']['click']:.4f}, purchase "
+                    f"{last['warm chain']['auc']['purchase']:.4f} vs {last['logistic']['auc']['purchase']:.4f}; days 4+ "
+                    f"beating it on both: {v['days_beating_logistic_on_both_from_day_4']} | click gap to the oracle "
+                    f"{v['last_day_click_gap_to_oracle']:.4f} |")
     g = _load("serving_latency")
     if g:
         for case in g["cases"]:

@@ -34,7 +34,8 @@ def cmd_simulate(args) -> int:
     cfg = config_lib.load(args.config)
     out = Path(args.out or cfg.resolve_path(cfg.data.root))
     spec = simulate.SimulatorSpec(correlation=args.correlation, click_rate=args.click_rate,
-                                  conversion_rate=args.conversion_rate, seed=args.seed)
+                                  conversion_rate=args.conversion_rate, seed=args.seed,
+                                  new_users_per_day=args.new_users_per_day, new_items_per_day=args.new_items_per_day)
     started = time.time()
 
     def progress(done, total, path):
@@ -122,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conversion-rate", type=float, default=0.12,
                    help="purchases per click (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--new-users-per-day", type=int, default=0,
+                   help="users joining each day after the first (5,000 on the first; default: %(default)s)")
+    p.add_argument("--new-items-per-day", type=int, default=0,
+                   help="items joining each day after the first (2,000 on the first; default: %(default)s)")
     p.set_defaults(func=cmd_simulate)
 
     def with_runner(p):

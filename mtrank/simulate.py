@@ -80,6 +80,12 @@ class SimulatorSpec:
     affinity_scale: float = 1.2
     position_decay: float = 0.6  # examine(pos) = pos ** -decay
     seed: int = 0
+    # Arrivals: users and items that join the world each day after its first (num_users/num_items are the
+    # first day's). The world holds `arrival_days` days of them; `simulate` sets it to the days it writes.
+    # Newcomers are drawn from their own random stream: a world without arrivals is the one it always was.
+    new_users_per_day: int = 0
+    new_items_per_day: int = 0
+    arrival_days: int = 0
 
 
 @dataclasses.dataclass
@@ -101,6 +107,13 @@ class World:
     device_purchase: np.ndarray
     click_intercept: float = 0.0
     purchase_intercept: float = 0.0
+    first_day: int = 0  # day index (days since 1970-01-01) of the world's first day: arrivals count from it
+
+    def active(self, day_index: int) -> tuple:
+        """How many users and items exist on a day: the first day's, plus the arrivals since."""
+        s = self.spec
+        days = int(np.clip(day_index - self.first_day, 0, s.arrival_days))
+        return s.num_users + s.new_users_per_day * days, s.num_items + s.new_items_per_day * days
 
 
 def _driver_vectors(dim: int, rho: float, rng: np.random.Generator):
@@ -109,9 +122,11 @@ def _driver_vectors(dim: int, rho: float, rng: np.random.Generator):
     return u1, rho * u1 + np.sqrt(max(0.0, 1.0 - rho * rho)) * u2
 
 
-def build_world(spec: SimulatorSpec) -> World:
+def build_world(spec: SimulatorSpec, first_day: int = 0) -> World:
     if not -1.0 <= spec.correlation <= 1.0:
         raise ValueError(f"correlation must lie in [-1, 1], got {spec.correlation}")
+    if min(spec.new_users_per_day, spec.new_items_per_day, spec.arrival_days) < 0:
+        raise ValueError("new_users_per_day, new_items_per_day and arrival_days must not be negative")
     rng = np.random.default_rng(spec.seed)
     d = spec.latent_dim
     category_centres = rng.normal(size=(spec.num_categories, d))
@@ -122,20 +137,39 @@ def build_world(spec: SimulatorSpec) -> World:
     user_vec = 0.9 * segment_centres[user_segment] + 0.45 * rng.normal(size=(spec.num_users, d))
     category_log_price = rng.normal(3.2, 0.8, size=spec.num_categories)
     w_click, w_purchase = _driver_vectors(d, spec.correlation, rng)
+    user_bias = rng.normal(0.0, 0.5, size=spec.num_users)
+    user_price_sensitivity = np.abs(rng.normal(0.6, 0.3, size=spec.num_users))
+    item_popularity = rng.normal(0.0, 0.5, size=spec.num_items)
+    item_log_price = category_log_price[item_category] + rng.normal(0.0, 0.4, size=spec.num_items)
+
+    # Newcomers: the same distributions, their own stream (the first day's world is unchanged by arrivals).
+    extra = np.random.default_rng([spec.seed, 2])
+    nu, ni = spec.new_users_per_day * spec.arrival_days, spec.new_items_per_day * spec.arrival_days
+    new_segment = extra.integers(0, spec.num_segments, size=nu)
+    user_segment = np.concatenate([user_segment, new_segment])
+    user_vec = np.concatenate([user_vec, 0.9 * segment_centres[new_segment] + 0.45 * extra.normal(size=(nu, d))])
+    user_bias = np.concatenate([user_bias, extra.normal(0.0, 0.5, size=nu)])
+    user_price_sensitivity = np.concatenate([user_price_sensitivity, np.abs(extra.normal(0.6, 0.3, size=nu))])
+    new_category = extra.integers(0, spec.num_categories, size=ni)
+    item_category = np.concatenate([item_category, new_category])
+    item_vec = np.concatenate([item_vec, 0.9 * category_centres[new_category] + 0.45 * extra.normal(size=(ni, d))])
+    item_popularity = np.concatenate([item_popularity, extra.normal(0.0, 0.5, size=ni)])
+    item_log_price = np.concatenate([item_log_price, category_log_price[new_category] + extra.normal(0.0, 0.4, size=ni)])
     world = World(
         spec=spec,
         user_vec=user_vec,
         user_segment=user_segment,
-        user_bias=rng.normal(0.0, 0.5, size=spec.num_users),
-        user_price_sensitivity=np.abs(rng.normal(0.6, 0.3, size=spec.num_users)),
+        user_bias=user_bias,
+        user_price_sensitivity=user_price_sensitivity,
         item_vec=item_vec,
         item_category=item_category,
-        item_popularity=rng.normal(0.0, 0.5, size=spec.num_items),
-        item_log_price=category_log_price[item_category] + rng.normal(0.0, 0.4, size=spec.num_items),
+        item_popularity=item_popularity,
+        item_log_price=item_log_price,
         w_click=w_click,
         w_purchase=w_purchase,
         device_click=np.array([0.15, 0.0, -0.1]),
         device_purchase=np.array([-0.3, 0.25, 0.0]),
+        first_day=first_day,
     )
     _calibrate(world, rng)
     return world
@@ -184,7 +218,7 @@ def _solve_intercept(rate, target: float, what: str) -> float:
 def _calibrate(world: World, rng: np.random.Generator) -> None:
     """Finds intercepts so that the mean CTR and the mean CVR (per click) hit their targets."""
     n = 200_000
-    users, items, devices, hours, positions = _draw_context(world, n, rng)
+    users, items, devices, hours, positions = _draw_context(world, n, rng, world.first_day)
     click_logit, purchase_logit = _logits(world, users, items, devices, hours)
     exam = _examine(world, positions)
     world.click_intercept = _solve_intercept(lambda b: np.mean(exam * _sigmoid(click_logit + b)), world.spec.click_rate,
@@ -196,26 +230,27 @@ def _calibrate(world: World, rng: np.random.Generator) -> None:
         "--conversion-rate")
 
 
-def _draw_context(world: World, n: int, rng: np.random.Generator):
+def _draw_context(world: World, n: int, rng: np.random.Generator, day_index: int):
     s = world.spec
+    num_users, num_items = world.active(day_index)
     num_requests = -(-n // s.list_length)
-    req_users = rng.integers(0, s.num_users, size=num_requests)
+    req_users = rng.integers(0, num_users, size=num_requests)
     req_devices = rng.choice(3, size=num_requests, p=[0.6, 0.3, 0.1])
     req_hours = np.clip(np.round(rng.normal(15, 5, size=num_requests)), 0, 23).astype(np.int64)
     users = np.repeat(req_users, s.list_length)[:n]
     devices = np.repeat(req_devices, s.list_length)[:n]
     hours = np.repeat(req_hours, s.list_length)[:n]
     positions = np.tile(np.arange(1, s.list_length + 1), num_requests)[:n]
-    # Popular items are shown more often: Zipf-like exposure.
-    weights = 1.0 / np.arange(1, s.num_items + 1) ** 0.8
-    items = rng.choice(s.num_items, size=n, p=weights / weights.sum())
+    # Popular items are shown more often: Zipf-like exposure (a newcomer joins the long tail).
+    weights = 1.0 / np.arange(1, num_items + 1) ** 0.8
+    items = rng.choice(num_items, size=n, p=weights / weights.sum())
     return users, items, devices, hours, positions
 
 
 def simulate_day(world: World, day_index: int, rows: int) -> Dict[str, np.ndarray]:
     """Draws one day of impressions; the same (world seed, day_index, rows) always gives the same rows."""
     rng = np.random.default_rng([world.spec.seed, 1 + day_index])
-    users, items, devices, hours, positions = _draw_context(world, rows, rng)
+    users, items, devices, hours, positions = _draw_context(world, rows, rng, day_index)
     click_logit, purchase_logit = _logits(world, users, items, devices, hours)
     p_click_examined = _sigmoid(click_logit + world.click_intercept)  # had the item been looked at
     p_click = _examine(world, positions) * p_click_examined
@@ -276,9 +311,16 @@ def simulate(
     spec: Optional[SimulatorSpec] = None,
     progress=None,
 ) -> List[Path]:
-    """Writes `days` day folders `<out_dir>/<YYYY-MM-DD>/impressions.csv`; returns the files written."""
+    """Writes `days` day folders `<out_dir>/<YYYY-MM-DD>/impressions.csv`; returns the files written.
+
+    With arrivals (`new_users_per_day`, `new_items_per_day`) the world begins on `start`: day N then depends
+    on where the simulation started; without them it never does."""
     spec = spec or SimulatorSpec()
-    world = build_world(spec)
+    arrivals = spec.new_users_per_day or spec.new_items_per_day
+    if arrivals:
+        spec = dataclasses.replace(spec, arrival_days=max(spec.arrival_days, days - 1))
+    first_day = (start - dt.date(1970, 1, 1)).days if arrivals else 0
+    world = build_world(spec, first_day)
     written = []
     for i in range(days):
         date = start + dt.timedelta(days=i)

@@ -1,3 +1,4 @@
+import dataclasses
 import datetime as dt
 import hashlib
 
@@ -88,3 +89,24 @@ def test_csv_has_header_oracle_columns_and_float_points(tmp_path):
     lines = path.read_text().splitlines()[1:50]
     price_column = simulate.COLUMNS.index("price")
     assert all("." in line.split(",")[price_column] for line in lines)  # stays FLOAT for CsvExampleGen
+
+
+def test_users_and_items_arrive_each_day_and_the_first_day_is_the_world_without_arrivals(tmp_path):
+    """The learning-curve benchmark's world: the first day is exactly the world without arrivals (same
+    users, items and draws); later days show newcomers, ids beyond the first day's, more of them each day."""
+    spec = simulate.SimulatorSpec(num_users=300, num_items=200, seed=4)
+    growing = dataclasses.replace(spec, new_users_per_day=30, new_items_per_day=20)
+    fixed = simulate.simulate(tmp_path / "fixed", dt.date(2026, 11, 1), 1, 20_000, spec)
+    days = simulate.simulate(tmp_path / "growing", dt.date(2026, 11, 1), 3, 20_000, growing)
+    assert _digest(days[:1]) == _digest(fixed)
+
+    def newcomers(path):
+        frame = pd.read_csv(path)
+        return ((frame["user_id"].str[1:].astype(int) >= 300).sum(),
+                (frame["item_id"].str[1:].astype(int) >= 200).sum(),
+                frame["user_id"].str[1:].astype(int).max(), frame["item_id"].str[1:].astype(int).max())
+
+    first, second, third = (newcomers(p) for p in days)
+    assert first[:2] == (0, 0)
+    assert 0 < second[0] < third[0] and 0 < second[1] < third[1]
+    assert second[2] < 330 <= third[2] < 360 and second[3] < 220 <= third[3] < 240

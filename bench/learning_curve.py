@@ -1,0 +1,308 @@
+"""The learning curve of daily retraining: does each day's model know more than the day before's?
+
+A fixed simulated world (users and items persist, newcomers arrive each day) writes `--days` evaluated days
+of `--rows` impressions, plus the configured training window before the first. Three models per day,
+side by side on the same days:
+
+  warm chain   `mtrank backfill` with the configuration as given: the whole pipeline, one run per day, each
+               warm-started from the last blessed model, refused by the Evaluator when worse than production
+  cold         a fresh model each day, trained by the Trainer's own code (`components.trainer.train`) on the
+               same run's Transform output (the same window, vocabularies and held-out requests)
+  logistic     the regularised logistic regression of bench/id_features.py (one-hot user_id, item_id, the
+               default features, the segment×category cross; L2, C = 0.2) on the same window's raw rows
+
+Every model is scored on the whole evaluated day (not the Evaluator's sample): click and purchase AUC, the
+gap to the oracle (the simulator's true probabilities) and to the position-free oracle, mean predicted
+click rate against the observed one. Per day also: warm or cold, pushed or not, epochs, training seconds
+(the Trainer component's own for the chain, the same code's wall time for the cold model).
+
+    python bench/learning_curve.py --work /tmp/mtrank-bench/learning   # 14 days x 100,000 rows, ~1 hour
+    python bench/learning_curve.py --days 3 --rows 20000 --work /tmp/lc --out /tmp/lc/results
+
+Writes bench/results/learning_curve.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import mtrank  # noqa: E402,F401
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from bench import common  # noqa: E402
+from bench.id_features import BINARY, TASTE, logistic_baseline  # noqa: E402
+from mtrank import config as config_lib  # noqa: E402
+from mtrank import export_contract, simulate  # noqa: E402
+
+START = dt.date(2026, 10, 1)
+CHAINS = ("warm chain", "cold", "logistic")
+
+
+def simulate_world(data_root: Path, days: int, rows: int, new_users: int, new_items: int, seed: int) -> List[dt.date]:
+    spec = simulate.SimulatorSpec(seed=seed, new_users_per_day=new_users, new_items_per_day=new_items)
+    paths = simulate.simulate(data_root, START, days, rows, spec,
+                              progress=lambda done, total, path: print(f"[simulate] {done}/{total} {path}", flush=True))
+    return [dt.date.fromisoformat(p.parent.name) for p in paths]
+
+
+def read_day(data_root: Path, day: dt.date) -> Dict[str, np.ndarray]:
+    frame = pd.concat([pd.read_csv(p) for p in sorted(glob.glob(str(data_root / simulate.day_folder(day) / "*.csv")))])
+    return {c: frame[c].to_numpy() for c in frame.columns}
+
+
+def score(saved_model: str, day: Dict[str, np.ndarray], batch: int = 20_000) -> Dict[str, np.ndarray]:
+    """The exported model's task outputs on raw columns, through its `raw_features` signature (as served)."""
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(saved_model).signatures[export_contract.RAW_SIGNATURE]
+    specs = fn.structured_input_signature[1]
+    n = len(day["click"])
+    out: Dict[str, List[np.ndarray]] = {t: [] for t in BINARY}
+    for lo in range(0, n, batch):
+        inputs = {}
+        for name, spec in specs.items():
+            values = day[name][lo:lo + batch]
+            inputs[name] = tf.constant(values.astype(str) if spec.dtype == tf.string else values, dtype=spec.dtype)
+        outputs = fn(**inputs)
+        for t in BINARY:
+            out[t].append(outputs[t].numpy().ravel())
+    return {t: np.concatenate(v) for t, v in out.items()}
+
+
+def figures(day: Dict[str, np.ndarray], predictions: Dict[str, np.ndarray]) -> Dict:
+    return {"auc": {t: float(roc_auc_score(day[t], predictions[t])) for t in BINARY},
+            "mean_predicted_click": float(np.mean(predictions["click"]))}
+
+
+def backfill(config: str, workspace: Path, data_root: Path, first: dt.date, last: dt.date) -> None:
+    """`mtrank backfill`, as a user runs it (its own process: the pipeline's memory is returned at its end).
+    Exit code 2 means some day was refused by the Evaluator: part of what is measured, not a failure."""
+    command = [sys.executable, "-m", "mtrank.cli", "backfill", "--config", config, "--workspace", str(workspace),
+               "--data-root", str(data_root), "--from", first.isoformat(), "--to", last.isoformat()]
+    print("[learning curve] " + " ".join(command[1:]), flush=True)
+    code = subprocess.call(command)
+    if code not in (0, 2):
+        raise SystemExit(f"mtrank backfill exited with {code}; see {workspace}/logs")
+
+
+def chain_day(cfg: config_lib.Config, workspace: Path, day: dt.date):
+    from pipeline import daily, local_runner, results
+
+    metadata, name = str(workspace / "metadata.sqlite"), local_runner.pipeline_name(cfg)
+    run_id = results.finished_run_for_day(metadata, name, day.isoformat())
+    if run_id is None:
+        raise SystemExit(f"{workspace}: the backfill left no finished run for {day}; see {workspace}/logs")
+    return results.latest_run(metadata, name, cfg, run_id=run_id), daily
+
+
+def train_cold(cfg: config_lib.Config, run, out: str) -> float:
+    """A fresh model on the run's own Transform output, by the Trainer's code; returns its wall seconds."""
+    from bench import gate_noise
+
+    started = time.perf_counter()
+    gate_noise.train_seed(cfg, cfg.model.seed, run, out)
+    return time.perf_counter() - started
+
+
+def measure(cfg: config_lib.Config, workspace: Path, data_root: Path, days: List[dt.date], scratch: Path) -> List[Dict]:
+    rows = []
+    for i, day in enumerate(days, 1):
+        run, daily = chain_day(cfg, workspace, day)
+        test = read_day(data_root, day)
+        window = [day - dt.timedelta(days=k) for k in range(cfg.data.train_days, 0, -1)]
+        window = [d for d in window if (data_root / simulate.day_folder(d)).exists()]
+        window_days = [read_day(data_root, d) for d in window]
+        train = {k: np.concatenate([w[k] for w in window_days]) for k in test}
+        training = daily.training_summary(run)
+        trainer_run = run.components["Trainer"]
+        warm_model = os.path.join(trainer_run.outputs["model"][0], "Format-Serving")
+        chain = figures(test, score(warm_model, test))
+        chain.update(warm=bool((training.get("warm_start") or {}).get("warm")),
+                     status="pushed" if run.pushed_path else "not blessed" if run.blessed is False else "failed",
+                     epochs_run=training.get("epochs_run"),
+                     best_epoch=(training.get("early_stopping") or {}).get("best_epoch"),
+                     train_seconds=round(trainer_run.seconds, 1),
+                     pipeline_seconds=round(sum(c.seconds for c in run.components.values()), 1))
+        cold_dir = str(scratch / f"cold-{day}")
+        cold_seconds = train_cold(cfg, run, cold_dir)
+        cold = figures(test, score(os.path.join(cold_dir, "serving"), test))
+        cold["train_seconds"] = round(cold_seconds, 1)
+        shutil.rmtree(cold_dir, ignore_errors=True)
+        logistic = logistic_baseline(train, test, crosses=[TASTE])
+        row = {"day": day.isoformat(), "rows": int(len(test["click"])), "train_rows": int(len(train["click"])),
+               "new_users": int(len(np.setdiff1d(test["user_id"], train["user_id"]))),
+               "new_items": int(len(np.setdiff1d(test["item_id"], train["item_id"]))),
+               "observed_click": float(np.mean(test["click"])),
+               "oracle": {t: float(roc_auc_score(test[t], test[f"true_p_{t}"])) for t in BINARY},
+               "oracle_position_free": {t: float(roc_auc_score(test[t], test[f"oracle_p_{t}"])) for t in BINARY},
+               "warm chain": chain, "cold": cold,
+               "logistic": {"auc": logistic["auc"], "train_seconds": logistic["seconds"]}}
+        rows.append(row)
+        print(f"[learning curve] day {i}/{len(days)} {day}: " + "; ".join(
+            f"{c} {row[c]['auc']['click']:.4f}/{row[c]['auc']['purchase']:.4f}" for c in CHAINS)
+            + f"; oracle {row['oracle']['click']:.4f}/{row['oracle']['purchase']:.4f}; chain {chain['status']}", flush=True)
+    return rows
+
+
+def verdicts(rows: List[Dict]) -> Dict:
+    """The issue's "done when", as figures: LR beaten on both tasks from the 4th day on, the click gap to the
+    oracle on the last day, the warm chain against the cold model (AUC, time), the share of days blessed."""
+    later = rows[3:]
+    warm_days = [r for r in rows if r["warm chain"]["warm"]]
+    both = sum(all(r["warm chain"]["auc"][t] > r["logistic"]["auc"][t] for t in BINARY) for r in later)
+    mean = {c: {t: float(np.mean([r[c]["auc"][t] for r in warm_days])) if warm_days else float("nan")
+                for t in BINARY} for c in ("warm chain", "cold")}
+    seconds = {c: float(sum(r[c]["train_seconds"] for r in warm_days)) for c in ("warm chain", "cold")}
+    return {"days_beating_logistic_on_both_from_day_4": f"{both}/{len(later)}",
+            "last_day_click_gap_to_oracle": rows[-1]["oracle"]["click"] - rows[-1]["warm chain"]["auc"]["click"],
+            "warm_days": len(warm_days), "mean_auc_on_warm_days": mean, "train_seconds_on_warm_days": seconds,
+            "pushed": f"{sum(r['warm chain']['status'] == 'pushed' for r in rows)}/{len(rows)}"}
+
+
+def plot(results: Dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    rows = results["days"]
+    x = np.arange(1, len(rows) + 1)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, task in zip(axes, BINARY):
+        for chain, style in zip(CHAINS, ("o-", "s--", "^:")):
+            ax.plot(x, [r[chain]["auc"][task] for r in rows], style, label=chain)
+        ax.plot(x, [r["oracle"][task] for r in rows], color="black", lw=1, label="oracle")
+        ax.plot(x, [r["oracle_position_free"][task] for r in rows], color="grey", lw=1, ls="--",
+                label="position-free oracle")
+        refused = [i + 1 for i, r in enumerate(rows) if r["warm chain"]["status"] != "pushed"]
+        ax.plot(refused, [rows[i - 1]["warm chain"]["auc"][task] for i in refused], "rx", ms=10, label="not pushed")
+        ax.set_title(f"{task} AUC on the whole evaluated day")
+        ax.set_xlabel("evaluated day")
+    axes[0].legend(fontsize=7)
+    axes[2].bar(x - 0.2, [r["warm chain"]["train_seconds"] for r in rows], 0.4, label="warm chain (Trainer)")
+    axes[2].bar(x + 0.2, [r["cold"]["train_seconds"] for r in rows], 0.4, label="cold (same code)")
+    axes[2].set_title("training seconds")
+    axes[2].set_xlabel("evaluated day")
+    axes[2].legend(fontsize=7)
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    common.save_figure(fig, path)
+
+
+def markdown(results: Dict, name: str = "learning_curve") -> str:
+    s, rows, v = results["setup"], results["days"], results["verdicts"]
+    lines = [f"Daily retraining on one simulated world: {len(rows)} evaluated days x {s['rows']:,} rows "
+             f"({s['users']:,} users and {s['items']:,} items on the first day, {s['new_users_per_day']} users and "
+             f"{s['new_items_per_day']} items arriving each day), configuration `{s['config']}` "
+             f"(training window {s['train_days']} days). The warm chain is `mtrank backfill`; the cold model is "
+             "the Trainer's code on the same run's Transform output; the logistic regression (one-hot ids and "
+             "features, segment×category cross, C = 0.2) sees the same window. All scored on the whole day.", "",
+             "| day | chain | epochs (best) | click AUC: chain / cold / LR | purchase AUC: chain / cold / LR "
+             "| click gap to oracle / position-free | predicted / observed CTR | train s: chain / cold | "
+             "new users / items |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for i, r in enumerate(rows, 1):
+        c = r["warm chain"]
+        start = "warm" if c["warm"] else "cold"
+        epochs = f"{c['epochs_run']} ({c['best_epoch']})" if c.get("best_epoch") else f"{c['epochs_run']}"
+        auc = {t: " / ".join(f"{r[k]['auc'][t]:.4f}" for k in CHAINS) for t in BINARY}
+        lines.append(f"| {i} | {start}, {c['status']} | {epochs} | {auc['click']} | {auc['purchase']} | "
+                     f"{r['oracle']['click'] - c['auc']['click']:.4f} / "
+                     f"{r['oracle_position_free']['click'] - c['auc']['click']:.4f} | "
+                     f"{c['mean_predicted_click']:.4f} / {r['observed_click']:.4f} | "
+                     f"{c['train_seconds']:.0f} / {r['cold']['train_seconds']:.0f} | {r['new_users']} / {r['new_items']} |")
+    m, sec = v["mean_auc_on_warm_days"], v["train_seconds_on_warm_days"]
+    ratio = sec["warm chain"] / sec["cold"] if sec["cold"] else float("nan")
+    lines += ["", "| what the issue asks | measured |", "|---|---|",
+              f"| beats the logistic regression on both tasks, from day 4 on | {v['days_beating_logistic_on_both_from_day_4']} days |",
+              f"| click AUC gap to the oracle on the last day (at most 0.06) | {v['last_day_click_gap_to_oracle']:.4f} |",
+              f"| warm days: mean click / purchase AUC, chain against cold | {m['warm chain']['click']:.4f} / "
+              f"{m['warm chain']['purchase']:.4f} against {m['cold']['click']:.4f} / {m['cold']['purchase']:.4f} |",
+              f"| warm days: training seconds, chain against cold | {sec['warm chain']:.0f} against {sec['cold']:.0f} "
+              f"({ratio:.2f}x) |",
+              f"| days pushed | {v['pushed']} |",
+              "", f"![per day]({name}.png)", ""]
+    return "\n".join(lines)
+
+
+ID_FEATURES = [{"name": "user_id", "kind": "id", "hash_buckets": 20000, "embedding_dim": 8},
+               {"name": "item_id", "kind": "id", "hash_buckets": 10000, "embedding_dim": 8}]
+ID_INTERACTIONS = [["user_segment", "category"], ["user_id", "item_id"]]
+
+
+def with_ids(cfg: config_lib.Config, work: Path) -> str:
+    """The configuration's commented-out id variant (hashed user_id and item_id embeddings, the user·item and
+    segment·category FM terms), written as a file of its own (`mtrank backfill` reads a file; paths made
+    absolute so it loads from anywhere)."""
+    import yaml
+
+    raw = cfg.to_dict()
+    raw["data"]["root"] = cfg.resolve_path(cfg.data.root)
+    raw["data"]["schema"] = cfg.resolve_path(cfg.data.schema)
+    raw["features"] = raw["features"] + ID_FEATURES
+    raw["model"]["interactions"] = ID_INTERACTIONS
+    path = work / "impressions-ids.yaml"
+    work.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    config_lib.load(path)  # refuses here, not in the backfill, if it does not load
+    return str(path)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=14, help="evaluated days (the training window comes before)")
+    parser.add_argument("--rows", type=int, default=100_000, help="impressions per day")
+    parser.add_argument("--new-users-per-day", type=int, default=50)
+    parser.add_argument("--new-items-per-day", type=int, default=20)
+    parser.add_argument("--config", help="the configuration the chain runs (default: the project's)")
+    parser.add_argument("--ids", action="store_true",
+                        help="add the configuration's commented-out id features (user_id, item_id, their FM terms)")
+    parser.add_argument("--name", default="learning_curve", help="results file name (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", default="/tmp/mtrank-bench/learning", help="data, workspace and scratch (reused)")
+    parser.add_argument("--out", default=str(common.RESULTS))
+    args = parser.parse_args(argv)
+
+    work = Path(args.work)
+    cfg = config_lib.load(args.config)
+    label = os.path.relpath(cfg.source, common.RESULTS.parent.parent) + (" + ids" if args.ids else "")
+    if args.ids:
+        cfg = config_lib.load(with_ids(cfg, work))
+    machine = common.machine()
+    data_root, workspace = work / "data", work / "workspace"
+    total = args.days + cfg.data.train_days
+    if not data_root.exists():  # a killed benchmark resumes: the same days, the backfill skips finished ones
+        simulate_world(data_root, total, args.rows, args.new_users_per_day, args.new_items_per_day, args.seed)
+    evaluated = [START + dt.timedelta(days=cfg.data.train_days + i) for i in range(args.days)]
+    started = time.perf_counter()
+    backfill(cfg.source, workspace, data_root, evaluated[0], evaluated[-1])
+    backfill_seconds = time.perf_counter() - started
+    rows = measure(cfg, workspace, data_root, evaluated, work / "scratch")
+    spec = simulate.SimulatorSpec()
+    results = {"setup": {"days": args.days, "rows": args.rows, "new_users_per_day": args.new_users_per_day,
+                         "new_items_per_day": args.new_items_per_day, "users": spec.num_users, "items": spec.num_items,
+                         "config": label,
+                         "train_days": cfg.data.train_days, "seed": args.seed},
+               "machine": machine, "backfill_seconds": round(backfill_seconds, 1), "days": rows,
+               "verdicts": verdicts(rows)}
+    common.write(args.name, results, markdown(results, args.name), Path(args.out))  # creates the folder
+    plot(results, Path(args.out) / f"{args.name}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

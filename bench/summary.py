@@ -101,7 +101,7 @@ def headline() -> str:
                     f"mean AUC of the {v['warm_days']} warm days on the whole day | click {m['warm chain']['click']:.4f} vs "
                     f"{m['cold']['click']:.4f}, purchase {m['warm chain']['purchase']:.4f} vs {m['cold']['purchase']:.4f}; "
                     f"training {sec['warm chain']:.0f} vs {sec['cold']:.0f} s; pushed {v['pushed']} "
-                    f"| time {sec['warm chain'] / sec['cold']:.2f}x |")
+                    f"| time {sec['warm chain'] / sec['cold'] if sec['cold'] else float('nan'):.2f}x |")
         last = c["days"][-1]
         rows.append(f"| Daily retraining: last day vs logistic regression (ids, segment×category) | day {s['days']} | "
                     f"click {last['warm chain']['auc']['click']:.4f} vs {last['logistic']['auc']['click']:.4f}, purchase "

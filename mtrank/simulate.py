@@ -127,6 +127,9 @@ def build_world(spec: SimulatorSpec, first_day: int = 0) -> World:
         raise ValueError(f"correlation must lie in [-1, 1], got {spec.correlation}")
     if min(spec.new_users_per_day, spec.new_items_per_day, spec.arrival_days) < 0:
         raise ValueError("new_users_per_day, new_items_per_day and arrival_days must not be negative")
+    if (spec.new_users_per_day or spec.new_items_per_day) and not spec.arrival_days:
+        raise ValueError("new_users_per_day/new_items_per_day need arrival_days (how many days of newcomers the "
+                         "world holds); simulate() sets it to the days it writes")
     rng = np.random.default_rng(spec.seed)
     d = spec.latent_dim
     category_centres = rng.normal(size=(spec.num_categories, d))
@@ -142,19 +145,22 @@ def build_world(spec: SimulatorSpec, first_day: int = 0) -> World:
     item_popularity = rng.normal(0.0, 0.5, size=spec.num_items)
     item_log_price = category_log_price[item_category] + rng.normal(0.0, 0.4, size=spec.num_items)
 
-    # Newcomers: the same distributions, their own stream (the first day's world is unchanged by arrivals).
-    extra = np.random.default_rng([spec.seed, 2])
-    nu, ni = spec.new_users_per_day * spec.arrival_days, spec.new_items_per_day * spec.arrival_days
-    new_segment = extra.integers(0, spec.num_segments, size=nu)
-    user_segment = np.concatenate([user_segment, new_segment])
-    user_vec = np.concatenate([user_vec, 0.9 * segment_centres[new_segment] + 0.45 * extra.normal(size=(nu, d))])
-    user_bias = np.concatenate([user_bias, extra.normal(0.0, 0.5, size=nu)])
-    user_price_sensitivity = np.concatenate([user_price_sensitivity, np.abs(extra.normal(0.6, 0.3, size=nu))])
-    new_category = extra.integers(0, spec.num_categories, size=ni)
-    item_category = np.concatenate([item_category, new_category])
-    item_vec = np.concatenate([item_vec, 0.9 * category_centres[new_category] + 0.45 * extra.normal(size=(ni, d))])
-    item_popularity = np.concatenate([item_popularity, extra.normal(0.0, 0.5, size=ni)])
-    item_log_price = np.concatenate([item_log_price, category_log_price[new_category] + extra.normal(0.0, 0.4, size=ni)])
+    # Newcomers: the same distributions, one stream per arrival day (the first day's world is unchanged by
+    # arrivals, and day k's newcomers are the same however many days the world holds).
+    for k in range(1, spec.arrival_days + 1):
+        extra = np.random.default_rng([spec.seed, 2, k])
+        nu, ni = spec.new_users_per_day, spec.new_items_per_day
+        new_segment = extra.integers(0, spec.num_segments, size=nu)
+        user_segment = np.concatenate([user_segment, new_segment])
+        user_vec = np.concatenate([user_vec, 0.9 * segment_centres[new_segment] + 0.45 * extra.normal(size=(nu, d))])
+        user_bias = np.concatenate([user_bias, extra.normal(0.0, 0.5, size=nu)])
+        user_price_sensitivity = np.concatenate([user_price_sensitivity, np.abs(extra.normal(0.6, 0.3, size=nu))])
+        new_category = extra.integers(0, spec.num_categories, size=ni)
+        item_category = np.concatenate([item_category, new_category])
+        item_vec = np.concatenate([item_vec, 0.9 * category_centres[new_category] + 0.45 * extra.normal(size=(ni, d))])
+        item_popularity = np.concatenate([item_popularity, extra.normal(0.0, 0.5, size=ni)])
+        item_log_price = np.concatenate([item_log_price,
+                                         category_log_price[new_category] + extra.normal(0.0, 0.4, size=ni)])
     world = World(
         spec=spec,
         user_vec=user_vec,
@@ -314,7 +320,7 @@ def simulate(
     """Writes `days` day folders `<out_dir>/<YYYY-MM-DD>/impressions.csv`; returns the files written.
 
     With arrivals (`new_users_per_day`, `new_items_per_day`) the world begins on `start`: day N then depends
-    on where the simulation started; without them it never does."""
+    on where the simulation started (not on how many days it writes); without them it never does."""
     spec = spec or SimulatorSpec()
     arrivals = spec.new_users_per_day or spec.new_items_per_day
     if arrivals:

@@ -110,3 +110,8 @@ def test_users_and_items_arrive_each_day_and_the_first_day_is_the_world_without_
     assert first[:2] == (0, 0)
     assert 0 < second[0] < third[0] and 0 < second[1] < third[1]
     assert second[2] < 330 <= third[2] < 360 and second[3] < 220 <= third[3] < 240
+    # A day's newcomers do not depend on how many days the world was simulated for.
+    shorter = simulate.simulate(tmp_path / "shorter", dt.date(2026, 11, 1), 2, 20_000, growing)
+    assert _digest(shorter) == _digest(days[:2])
+    with pytest.raises(ValueError, match="arrival_days"):
+        simulate.build_world(growing)  # arrivals without a horizon would silently be none

@@ -20,7 +20,7 @@ help:
 	@echo "make demo      simulate impressions, run the whole local pipeline, print per-task results"
 	@echo "make test      run the test suite (installs first when needed)"
 	@echo "make test-fast the unit tests only (no pipeline or engine runs; under 3 minutes)"
-	@echo "make bench     the benchmark suite (~2 hours on 2 cores): bench/results/*.json and SUMMARY.md"
+	@echo "make bench     the benchmark suite (~3 hours on 2 cores): bench/results/*.json and SUMMARY.md"
 
 install: $(STAMP)
 
@@ -61,6 +61,7 @@ bench: install
 	$(BIN)/python bench/id_features.py --cache $(BENCH_WORK)/id_features
 	$(BIN)/python bench/warm_chain.py
 	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning
+	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning --ids --name learning_curve_ids
 	$(BIN)/python bench/summary.py
 
 clean:

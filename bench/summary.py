@@ -16,7 +16,8 @@ SUITE = [("trainer_throughput", "Trainer throughput"), ("pipeline_scaling", "Pip
          ("serving_batching", "Serving under concurrency"),
          ("evaluator_throughput", "Evaluator throughput"), ("gate_noise", "The gate's false-rejection rate"),
          ("id_features", "Id features: what each lever buys"), ("warm_chain", "Daily warm starts: by value, by position, cold"),
-         ("learning_curve", "Learning curve: daily retraining against a cold model and a logistic regression")]
+         ("learning_curve", "Learning curve: daily retraining against a cold model and a logistic regression"),
+         ("learning_curve_ids", "Learning curve with user and item id features")]
 
 
 def _load(name: str):

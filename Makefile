@@ -60,8 +60,9 @@ bench: install
 	$(BIN)/python bench/gate_noise.py --workspace $(BENCH_WORK)/scaling/rows-150000
 	$(BIN)/python bench/id_features.py --cache $(BENCH_WORK)/id_features
 	$(BIN)/python bench/warm_chain.py
-	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning
-	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning --ids --name learning_curve_ids
+	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning --history
+	$(BIN)/python bench/warm_settings.py --work $(BENCH_WORK)/learning
+	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning --without-ids --name learning_curve_no_ids
 	$(BIN)/python bench/summary.py
 
 clean:

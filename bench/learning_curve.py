@@ -11,12 +11,17 @@ side by side on the same days:
   logistic     the regularised logistic regression of bench/id_features.py (one-hot user_id, item_id, the
                default features, the segment×category cross; L2, C = 0.2) on the same window's raw rows
 
+With `--history`, on the last day a fourth: a cold model trained on every simulated day before it (`mtrank run`
+with the window widened), the model a team would otherwise retrain to know what the chain knows; the chain has
+to match it at a fraction of its training time. `--without-ids` runs the configuration without its id features
+and FM terms (learning_curve_no_ids in `make bench`).
+
 Every model is scored on the whole evaluated day (not the Evaluator's sample): click and purchase AUC, the
 gap to the oracle (the simulator's true probabilities) and to the position-free oracle, mean predicted
 click rate against the observed one. Per day also: warm or cold, pushed or not, epochs, training seconds
 (the Trainer component's own for the chain, the same code's wall time for the cold model).
 
-    python bench/learning_curve.py --work /tmp/mtrank-bench/learning   # 14 days x 100,000 rows, ~1 hour
+    python bench/learning_curve.py --work /tmp/mtrank-bench/learning --history   # 14 days x 100,000 rows, ~1.5 hours
     python bench/learning_curve.py --days 3 --rows 20000 --work /tmp/lc --out /tmp/lc/results
 
 Writes bench/results/learning_curve.{json,md,png}.
@@ -136,7 +141,12 @@ def train_cold(cfg: config_lib.Config, run, out: str) -> Dict:
             "best_epoch": (summary.get("early_stopping") or {}).get("best_epoch")}
 
 
-def measure(cfg: config_lib.Config, workspace: Path, data_root: Path, days: List[dt.date], scratch: Path) -> List[Dict]:
+def measure(cfg: config_lib.Config, workspace: Path, data_root: Path, days: List[dt.date], scratch: Path,
+            baselines: Optional[Dict[str, Dict]] = None) -> List[Dict]:
+    """Per day: the chain's model, a cold model and the logistic regression, scored on the whole day. With
+    `baselines` (day -> a row of another configuration's results on the same days and window), the cold model
+    and the regression are taken from there instead of trained again: for a chain setting that changes
+    neither Transform nor the window (e.g. model.warm_start_days), they are the same models."""
     rows = []
     for i, day in enumerate(days, 1):
         run, daily = chain_day(cfg, workspace, day)
@@ -156,19 +166,22 @@ def measure(cfg: config_lib.Config, workspace: Path, data_root: Path, days: List
                      train_seconds=round(trainer_run.seconds, 1),
                      trainer_cached=trainer_run.state == "CACHED",  # a resumed run: ~0 s, left out of the sums
                      pipeline_seconds=round(sum(c.seconds for c in run.components.values()), 1))
-        cold_dir = str(scratch / f"cold-{day}")
-        trained = train_cold(cfg, run, cold_dir)
-        cold = {**figures(test, score(os.path.join(cold_dir, "serving"), test)), **trained}
-        shutil.rmtree(cold_dir, ignore_errors=True)
-        logistic = logistic_baseline(train, test, crosses=[TASTE])
+        if baselines is not None:
+            cold, logistic = baselines[day.isoformat()]["cold"], baselines[day.isoformat()]["logistic"]
+        else:
+            cold_dir = str(scratch / f"cold-{day}")
+            trained = train_cold(cfg, run, cold_dir)
+            cold = {**figures(test, score(os.path.join(cold_dir, "serving"), test)), **trained}
+            shutil.rmtree(cold_dir, ignore_errors=True)
+            fitted = logistic_baseline(train, test, crosses=[TASTE])
+            logistic = {"auc": fitted["auc"], "train_seconds": fitted["seconds"]}
         row = {"day": day.isoformat(), "rows": int(len(test["click"])), "train_rows": int(len(train["click"])),
                "users_unseen_in_window": int(len(np.setdiff1d(test["user_id"], train["user_id"]))),
                "items_unseen_in_window": int(len(np.setdiff1d(test["item_id"], train["item_id"]))),
                "observed_click": float(np.mean(test["click"])),
                "oracle": {t: float(roc_auc_score(test[t], test[f"true_p_{t}"])) for t in BINARY},
                "oracle_position_free": {t: float(roc_auc_score(test[t], test[f"oracle_p_{t}"])) for t in BINARY},
-               "warm chain": chain, "cold": cold,
-               "logistic": {"auc": logistic["auc"], "train_seconds": logistic["seconds"]}}
+               "warm chain": chain, "cold": cold, "logistic": logistic}
         rows.append(row)
         print(f"[learning curve] day {i}/{len(days)} {day}: " + "; ".join(
             f"{c} {row[c]['auc']['click']:.4f}/{row[c]['auc']['purchase']:.4f}" for c in CHAINS)
@@ -176,9 +189,10 @@ def measure(cfg: config_lib.Config, workspace: Path, data_root: Path, days: List
     return rows
 
 
-def verdicts(rows: List[Dict]) -> Dict:
+def verdicts(rows: List[Dict], history: Optional[Dict] = None) -> Dict:
     """The issue's "done when", as figures: LR beaten on both tasks from the 4th day on, the click gap to the
-    oracle on the last day, the warm chain against the cold model (AUC, time), the share of days blessed."""
+    oracle on the last day, the warm chain against the cold model (AUC, time) and, when measured, against the
+    cold model on the whole history on the last day, the share of days blessed."""
     later = rows[3:]
     warm_days = [r for r in rows if r["warm chain"]["warm"]]
     both = sum(all(r["warm chain"]["auc"][t] > r["logistic"]["auc"][t] for t in BINARY) for r in later)
@@ -186,7 +200,12 @@ def verdicts(rows: List[Dict]) -> Dict:
                 for t in BINARY} for c in ("warm chain", "cold")}
     timed = [r for r in warm_days if not r["warm chain"].get("trainer_cached")]
     seconds = {c: float(sum(r[c]["train_seconds"] for r in timed)) for c in ("warm chain", "cold")}
+    against_history = None if history is None else {
+        "auc": {t: {"warm chain": rows[-1]["warm chain"]["auc"][t], "history cold": history["auc"][t]} for t in BINARY},
+        "train_seconds": {"warm chain": rows[-1]["warm chain"]["train_seconds"],
+                          "history cold": history["train_seconds"]}}
     return {"days_beating_logistic_on_both_from_day_4": f"{both}/{len(later)}",
+            "last_day_against_history_cold": against_history,
             "last_day_click_gap_to_oracle": rows[-1]["oracle"]["click"] - rows[-1]["warm chain"]["auc"]["click"],
             "last_day_click_gap_to_position_free_oracle":
                 rows[-1]["oracle_position_free"]["click"] - rows[-1]["warm chain"]["auc"]["click"],
@@ -210,6 +229,9 @@ def plot(results: Dict, path: Path) -> None:
         ax.plot(x, [r["oracle"][task] for r in rows], color="black", lw=1, label="oracle")
         ax.plot(x, [r["oracle_position_free"][task] for r in rows], color="grey", lw=1, ls="--",
                 label="position-free oracle")
+        if results.get("history_cold"):
+            h = results["history_cold"]
+            ax.plot([len(rows)], [h["auc"][task]], "k*", ms=12, label=f"cold on the whole history ({h['train_days']} days)")
         refused = [i + 1 for i, r in enumerate(rows) if r["warm chain"]["status"] != "pushed"]
         ax.plot(refused, [rows[i - 1]["warm chain"]["auc"][task] for i in refused], "rx", ms=10, label="not pushed")
         ax.set_title(f"{task} AUC on the whole evaluated day")
@@ -234,7 +256,8 @@ def markdown(results: Dict, name: str = "learning_curve") -> str:
              "the Trainer's code on the same run's Transform output; the logistic regression (one-hot ids and "
              "features, segment×category cross, C = 0.2) sees the same window (all its rows: the networks hold "
              "10 % of the requests out for early stopping). All scored on the whole day; the chain's figures are its "
-             "Trainer's model, pushed or not (when not, serving keeps the day before's).", "",
+             "Trainer's model, pushed or not (when not, serving keeps the day before's)."
+             + (f" Measured as {s['measured_as']}." if s.get("measured_as") else ""), "",
              "| day | chain | epochs (best): chain / cold | click AUC: chain / cold / LR | purchase AUC: chain / cold / LR "
              "| click gap to oracle / position-free | predicted / observed CTR | train s: chain / cold | "
              "ids unseen in the window: users / items |",
@@ -264,31 +287,79 @@ def markdown(results: Dict, name: str = "learning_curve") -> str:
               f"code's wall time in this process: on day 1, the same work, {rows[0]['warm chain']['train_seconds']:.0f} "
               f"against {rows[0]['cold']['train_seconds']:.0f} s) |",
               f"| days pushed | {v['pushed']} |",
+              *history_lines(results),
               "", f"![per day]({name}.png)", ""]
     return "\n".join(lines)
 
 
-ID_FEATURES = [{"name": "user_id", "kind": "id", "hash_buckets": 20000, "embedding_dim": 8},
-               {"name": "item_id", "kind": "id", "hash_buckets": 10000, "embedding_dim": 8}]
-ID_INTERACTIONS = [["user_segment", "category"], ["user_id", "item_id"]]
+def history_lines(results: Dict) -> List[str]:
+    h = results.get("history_cold")
+    if not h:
+        return []
+    c = results["days"][-1]["warm chain"]
+    return [f"| last day, warm chain against a cold model trained on the whole history ({h['train_days']} days, "
+            f"{h['train_rows']:,} rows, {h['epochs_run']} epochs): click / purchase AUC, Trainer seconds | "
+            f"{c['auc']['click']:.4f} / {c['auc']['purchase']:.4f} in {c['train_seconds']:.0f} s against "
+            f"{h['auc']['click']:.4f} / {h['auc']['purchase']:.4f} in {h['train_seconds']:.0f} s "
+            f"({c['train_seconds'] / h['train_seconds']:.2f}x; both the Trainer component's time in ml-metadata) |"]
 
 
-def with_ids(cfg: config_lib.Config, work: Path) -> str:
-    """The configuration's commented-out id variant (hashed user_id and item_id embeddings, the user·item and
-    segment·category FM terms), written as a file of its own (`mtrank backfill` reads a file; paths made
-    absolute so it loads from anywhere)."""
+def variant(cfg: config_lib.Config, work: Path, stem: str, edit) -> str:
+    """The configuration changed by `edit` (a function of its raw dict), written as a file of its own
+    (`mtrank` reads a file; paths made absolute so it loads from anywhere); refused here if it does not load."""
     import yaml
 
     raw = cfg.to_dict()
     raw["data"]["root"] = cfg.resolve_path(cfg.data.root)
     raw["data"]["schema"] = cfg.resolve_path(cfg.data.schema)
-    raw["features"] = raw["features"] + ID_FEATURES
-    raw["model"]["interactions"] = ID_INTERACTIONS
-    path = work / "impressions-ids.yaml"
+    edit(raw)
+    path = work / f"{stem}.yaml"
     work.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    config_lib.load(path)  # refuses here, not in the backfill, if it does not load
+    config_lib.load(path)
     return str(path)
+
+
+def without_ids(cfg: config_lib.Config, work: Path) -> str:
+    """The configuration without its id features (kind `id`) and without the FM terms that came with them
+    (`model.interactions`): the default as it was before ids were switched on."""
+    def edit(raw: Dict) -> None:
+        raw["features"] = [f for f in raw["features"] if f["kind"] != "id"]
+        raw["model"]["interactions"] = []
+    return variant(cfg, work, f"{Path(cfg.source).stem}-no-ids", edit)
+
+
+def history_cold(cfg: config_lib.Config, work: Path, data_root: Path, day: dt.date) -> Dict:
+    """What the warm chain must match without re-reading its past: a cold model trained on every simulated day
+    before `day`. `mtrank run` for `day` with the training window widened to all of them and warm start off, in
+    a workspace of its own (the whole pipeline: Transform's vocabularies and held-out requests over the whole
+    history); its Trainer's model scored on the whole day, its Trainer's seconds from ml-metadata as the chain's."""
+    from pipeline import daily, local_runner, results
+
+    history = (day - START).days
+
+    def edit(raw: Dict) -> None:
+        raw["data"]["train_days"] = history
+        raw["model"]["warm_start"] = False
+    path = variant(cfg, work, f"{Path(cfg.source).stem}-history", edit)
+    wide = config_lib.load(path)
+    workspace = work / f"workspace-{Path(path).stem}"
+    command = [sys.executable, "-m", "mtrank.cli", "run", "--config", path, "--workspace", str(workspace),
+               "--data-root", str(data_root), "--date", day.isoformat()]
+    print("[learning curve] " + " ".join(command[1:]), flush=True)
+    if subprocess.call(command) not in (0, 2):
+        raise SystemExit(f"mtrank run exited with an error; see {workspace}/logs")
+    metadata, name = str(workspace / "metadata.sqlite"), local_runner.pipeline_name(wide)
+    run = results.latest_run(metadata, name, wide, run_id=results.finished_run_for_day(metadata, name, day.isoformat()))
+    trainer_run, training = run.components["Trainer"], daily.training_summary(run)
+    test = read_day(data_root, day)
+    model = figures(test, score(os.path.join(trainer_run.outputs["model"][0], "Format-Serving"), test))
+    return {"day": day.isoformat(), "train_days": history, "train_rows": int(sum(
+        len(read_day(data_root, day - dt.timedelta(days=k))["click"]) for k in range(1, history + 1))),
+        **model, "epochs_run": training.get("epochs_run"),
+        "best_epoch": (training.get("early_stopping") or {}).get("best_epoch"),
+        "train_seconds": round(trainer_run.seconds, 1),
+        "pipeline_seconds": round(sum(c.seconds for c in run.components.values()), 1)}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -298,39 +369,62 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--new-users-per-day", type=int, default=50)
     parser.add_argument("--new-items-per-day", type=int, default=20)
     parser.add_argument("--config", help="the configuration the chain runs (default: the project's)")
-    parser.add_argument("--ids", action="store_true",
-                        help="add the configuration's commented-out id features (user_id, item_id, their FM terms)")
+    parser.add_argument("--without-ids", action="store_true",
+                        help="drop the configuration's id features (kind id) and its FM terms (model.interactions)")
+    parser.add_argument("--history", action="store_true",
+                        help="also train a cold model on the whole history before the last day (history_cold)")
+    parser.add_argument("--history-only", action="store_true",
+                        help="add the whole-history cold model to the results already written under --name")
+    parser.add_argument("--baselines-from", metavar="NAME",
+                        help="take the cold models and the regression from results NAME (same days, window and "
+                             "Transform; e.g. a chain that differs in its model.warm_start_* settings only)")
     parser.add_argument("--name", default="learning_curve", help="results file name (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="/tmp/mtrank-bench/learning", help="data, workspace and scratch (reused)")
     parser.add_argument("--out", default=str(common.RESULTS))
     args = parser.parse_args(argv)
 
-    work = Path(args.work)
+    work, out = Path(args.work), Path(args.out)
     cfg = config_lib.load(args.config)
-    label = os.path.relpath(cfg.source, common.RESULTS.parent.parent) + (" + ids" if args.ids else "")
-    if args.ids:
-        cfg = config_lib.load(with_ids(cfg, work))
-    machine = common.machine()
+    label = os.path.relpath(cfg.source, common.RESULTS.parent.parent) + (" without ids" if args.without_ids else "")
+    if args.without_ids:
+        cfg = config_lib.load(without_ids(cfg, work))
     # One workspace (ml-metadata, serving root) per configuration: two chains never judge or warm-start from
     # each other's models; the days are shared (a resumed benchmark reuses them; the backfill skips finished days).
     data_root, workspace = work / "data", work / f"workspace-{Path(cfg.source).stem}"
     total = args.days + cfg.data.train_days
     simulate_world(data_root, total, args.rows, args.new_users_per_day, args.new_items_per_day, args.seed)
     evaluated = [START + dt.timedelta(days=cfg.data.train_days + i) for i in range(args.days)]
-    started = time.perf_counter()
-    backfill(cfg.source, workspace, data_root, evaluated[0], evaluated[-1])
-    backfill_seconds = time.perf_counter() - started
-    rows = measure(cfg, workspace, data_root, evaluated, work / "scratch")
-    spec = simulate.SimulatorSpec()
-    results = {"setup": {"days": args.days, "rows": args.rows, "new_users_per_day": args.new_users_per_day,
-                         "new_items_per_day": args.new_items_per_day, "users": spec.num_users, "items": spec.num_items,
-                         "config": label,
-                         "train_days": cfg.data.train_days, "seed": args.seed},
-               "machine": machine, "backfill_seconds": round(backfill_seconds, 1), "days": rows,
-               "verdicts": verdicts(rows)}
-    common.write(args.name, results, markdown(results, args.name), Path(args.out))  # creates the folder
-    plot(results, Path(args.out) / f"{args.name}.png")
+    other: Dict = {}
+    if args.history_only:
+        results = json.loads((out / f"{args.name}.json").read_text())
+        if results["setup"]["config"] != label or len(results["days"]) != args.days:
+            raise SystemExit(f"{out / args.name}.json was measured with {results['setup']['config']} over "
+                             f"{len(results['days'])} days, not {label} over {args.days}: run without --history-only")
+    else:
+        baselines = None
+        if args.baselines_from:
+            other = json.loads((out / f"{args.baselines_from}.json").read_text())
+            if other["setup"]["days"] != args.days or other["setup"]["rows"] != args.rows:
+                raise SystemExit(f"{args.baselines_from}.json holds other days: run without --baselines-from")
+            baselines = {r["day"]: r for r in other["days"]}
+        started = time.perf_counter()
+        backfill(cfg.source, workspace, data_root, evaluated[0], evaluated[-1])
+        backfill_seconds = time.perf_counter() - started
+        rows = measure(cfg, workspace, data_root, evaluated, work / "scratch", baselines)
+        spec = simulate.SimulatorSpec()
+        results = {"setup": {"days": args.days, "rows": args.rows, "new_users_per_day": args.new_users_per_day,
+                             "new_items_per_day": args.new_items_per_day, "users": spec.num_users,
+                             "items": spec.num_items, "config": label, "train_days": cfg.data.train_days,
+                             "seed": args.seed},
+                   "machine": common.machine(), "backfill_seconds": round(backfill_seconds, 1), "days": rows}
+    if "history_cold" in other:  # a cold model: the chain's warm settings do not change it
+        results["history_cold"] = other["history_cold"]
+    elif args.history or args.history_only:
+        results["history_cold"] = history_cold(cfg, work, data_root, evaluated[-1])
+    results["verdicts"] = verdicts(results["days"], results.get("history_cold"))
+    common.write(args.name, results, markdown(results, args.name), out)  # creates the folder
+    plot(results, out / f"{args.name}.png")
     return 0
 
 

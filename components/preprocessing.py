@@ -54,6 +54,12 @@ def transform_config(cfg: config_lib.Config) -> config_lib.Config:
         source=cfg.source)
 
 
+def transform_key(cfg: config_lib.Config) -> str:
+    """Transform's `custom_config` value: `transform_config` without its default values, so a configuration
+    field added later (with a default) leaves every existing Transform cache valid."""
+    return transform_config(cfg).to_json(compact=True)
+
+
 def _dense(x: tf.Tensor) -> tf.Tensor:
     """Inputs are [batch, 1] (the schema fixes their shape); models want [batch]."""
     if isinstance(x, tf.SparseTensor):

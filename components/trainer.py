@@ -287,29 +287,45 @@ def _rows_of(arrays: tuple) -> int:
     return len(next(iter(arrays[0].values())))
 
 
+def fit_files(cfg: config_lib.Config, train_files: List[str], warm: bool) -> List[str]:
+    """The training window's files a run fits on: all of them, or on a warm start the newest
+    `model.warm_start_days` (the Trainer's train splits come newest first: components/window.py)."""
+    days = cfg.model.warm_start_days
+    return list(train_files[:days]) if warm and days else list(train_files)
+
+
+def _concat_arrays(a: tuple, b: tuple) -> tuple:
+    return tuple({k: np.concatenate([x[k], y[k]]) for k in x} for x, y in zip(a, b))
+
+
 def training_datasets(cfg: config_lib.Config, fn_args: tfx.components.FnArgs,
-                      tf_transform_output: tft.TFTransformOutput) -> TrainingData:
+                      tf_transform_output: tft.TFTransformOutput, fit: Optional[List[str]] = None) -> TrainingData:
     """Training and validation data, from memory (`model.examples_in_memory`, read once) or streamed.
 
-    With `ranking.request_column`, validation is the held-out requests of the training window (`held_out`);
+    The model fits on `fit` (default: every train file; see `fit_files`). With `ranking.request_column`,
+    validation is the held-out requests of the whole training window (`held_out`), whatever is fitted on;
     without it, the evaluation split, as before."""
     m = cfg.model
+    fit = list(fn_args.train_files) if fit is None else fit
+    rest = [f for f in fn_args.train_files if f not in fit]  # held out only: validation and the weight search
     extras = [export_contract.REQUEST_KEY] + [export_contract.raw_copy_name(c) for c in preprocessing.ranking_columns(cfg)]
     started = time.perf_counter()
     if holds_out_requests(cfg):
         if m.examples_in_memory:
-            arrays = load_examples(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output,
-                                   extra_columns=extras)
+            arrays = load_examples(cfg, fit, fn_args.data_accessor, tf_transform_output, extra_columns=extras)
             mask = held_out(cfg, tf.constant(arrays[-1][export_contract.REQUEST_KEY])).numpy()
             train, validation = _split_arrays(arrays[:-1], ~mask), _split_arrays(arrays, mask)
             train_ds = in_memory_dataset(train, m.batch_size, shuffle=True, seed=m.seed)
         else:
-            validation = load_examples(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+            validation = load_examples(cfg, fit, fn_args.data_accessor, tf_transform_output,
                                        rows="validation", extra_columns=extras)
             sized = m.steps_per_execution > 1
-            train_ds = input_fn(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output, m.batch_size,
+            train_ds = input_fn(cfg, fit, fn_args.data_accessor, tf_transform_output, m.batch_size,
                                 shuffle=True, rows="train", num_examples=(
-                                    count_examples(fn_args.train_files) - _rows_of(validation) if sized else None))
+                                    count_examples(fit) - _rows_of(validation) if sized else None))
+        if rest:
+            validation = _concat_arrays(validation, load_examples(
+                cfg, rest, fn_args.data_accessor, tf_transform_output, rows="validation", extra_columns=extras))
         if _rows_of(validation) == 0:
             raise ValueError("no request of the training window was held out for validation; raise "
                              "ranking.validation_fraction or train on more rows")
@@ -318,7 +334,7 @@ def training_datasets(cfg: config_lib.Config, fn_args: tfx.components.FnArgs,
         return TrainingData(train_ds, in_memory_dataset(validation[:-1], m.batch_size * 4, shuffle=False,
                                                         seed=m.seed), held_out=validation)
     if m.examples_in_memory:
-        train = load_examples(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output)
+        train = load_examples(cfg, fit, fn_args.data_accessor, tf_transform_output)
         evaluation = load_examples(cfg, fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
         logging.info("Read %d training and %d evaluation rows into memory in %.1f s",
                      _rows_of(train), _rows_of(evaluation), time.perf_counter() - started)
@@ -326,8 +342,8 @@ def training_datasets(cfg: config_lib.Config, fn_args: tfx.components.FnArgs,
                             in_memory_dataset(evaluation, m.batch_size * 4, shuffle=False, seed=m.seed))
     sized = m.steps_per_execution > 1
     return TrainingData(
-        input_fn(cfg, fn_args.train_files, fn_args.data_accessor, tf_transform_output, m.batch_size,
-                 shuffle=True, num_examples=count_examples(fn_args.train_files) if sized else None),
+        input_fn(cfg, fit, fn_args.data_accessor, tf_transform_output, m.batch_size,
+                 shuffle=True, num_examples=count_examples(fit) if sized else None),
         input_fn(cfg, fn_args.eval_files, fn_args.data_accessor, tf_transform_output, m.batch_size * 4,
                  shuffle=False, num_examples=count_examples(fn_args.eval_files) if sized else None))
 
@@ -364,6 +380,15 @@ def compile_for_training(cfg: config_lib.Config, net: builder.MultiTaskModel) ->
     return trainee
 
 
+def learning_rate(cfg: config_lib.Config, trainee: keras.Model, warm: bool) -> float:
+    """Sets and returns this run's rate: `model.warm_start_learning_rate` on a warm start when given,
+    else `model.learning_rate` (what `compile_for_training` built the optimizer with)."""
+    m = cfg.model
+    rate = m.warm_start_learning_rate if warm and m.warm_start_learning_rate else m.learning_rate
+    keras.backend.set_value(trainee.optimizer.learning_rate, rate)
+    return float(rate)
+
+
 def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
     from components import distribution  # kubeflow.distribution; the strategy must exist before other TF ops
 
@@ -373,9 +398,6 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
         # Sharded datasets have per-worker lengths that are not known here; one step per call is always right.
         logging.info("steps_per_execution %d -> 1 under %s", cfg.model.steps_per_execution, cfg.kubeflow.distribution)
         cfg = cfg.replace(model=dataclasses.replace(cfg.model, steps_per_execution=1))
-    data = training_datasets(cfg, fn_args, tf_transform_output)
-    train_ds, eval_ds = data.train, data.validation
-
     with strategy_scope:  # variables built and compiled here are mirrored across devices or workers
         sizes = cardinalities(cfg, tf_transform_output)
         net = builder.build(cfg, sizes)  # the warm start's twin below is built the same way
@@ -384,15 +406,26 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
     param_counts = diagnostics.parameter_counts(net.model, trainee)
     logging.info("Training %s with %d parameters for %d epoch(s): %s", cfg.model.architecture, params,
                  cfg.model.epochs, param_counts)
-    cold_loss = warm_start.initial_loss(trainee, eval_ds)  # same batches before and after the restore
+    fresh = trainee.get_weights()
     start = warm_start.restore(net.model, fn_args.base_model, enabled=cfg.model.warm_start,
                                vocabularies=vocabularies(cfg, tf_transform_output)
                                if cfg.model.warm_start and fn_args.base_model else None,
                                build_twin=lambda old_sizes: builder.build(cfg, {**sizes, **old_sizes}).model)
+    fit = fit_files(cfg, fn_args.train_files, start.warm)  # known only now: a warm run may fit on fewer days
+    data = training_datasets(cfg, fn_args, tf_transform_output, fit)
+    train_ds, eval_ds = data.train, data.validation
     epochs = cfg.model.warm_start_epochs if start.warm else cfg.model.epochs
-    loss_before_training = warm_start.initial_loss(trainee, eval_ds) if start.warm else cold_loss
-    logging.info("%s start, %d epoch(s), loss before training %.4f (fresh weights: %.4f): %s",
-                 "Warm" if start.warm else "Cold", epochs, loss_before_training, cold_loss, start.reason)
+    rate = learning_rate(cfg, trainee, start.warm)
+    loss_before_training = warm_start.initial_loss(trainee, eval_ds)
+    cold_loss = loss_before_training
+    if start.warm:  # the same batches with the fresh weights, then the restored ones back
+        restored = trainee.get_weights()
+        trainee.set_weights(fresh)
+        cold_loss = warm_start.initial_loss(trainee, eval_ds)
+        trainee.set_weights(restored)
+    logging.info("%s start, %d epoch(s) on %d of %d day(s) at learning rate %g, loss before training %.4f "
+                 "(fresh weights: %.4f): %s", "Warm" if start.warm else "Cold", epochs, len(fit),
+                 len(fn_args.train_files), rate, loss_before_training, cold_loss, start.reason)
     stopping = early_stopping(cfg, held_out=data.held_out is not None)
     history = trainee.fit(
         train_ds, validation_data=eval_ds, epochs=epochs, verbose=0,
@@ -416,6 +449,9 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
         "parameters": params,
         "parameter_counts": param_counts,
         "epochs": epochs,
+        "fit_days": len(fit),
+        "window_days": len(fn_args.train_files),
+        "learning_rate": rate,
         "epochs_run": len(next(iter(history.history.values()), [])),
         "early_stopping": stopped,
         "warm_start": start.as_dict(),

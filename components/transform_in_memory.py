@@ -50,7 +50,7 @@ def analyze_and_transform(cfg: config_lib.Config, schema: schema_pb2.Schema, row
     own, typed by the schema. Returns (the graph as the Trainer reads it, transformed rows, transformed others)."""
     spec = schema_utils.schema_as_feature_spec(schema).feature_spec
     metadata = tft.DatasetMetadata.from_feature_spec({c: spec[c] for c in rows[0]})
-    custom_config = {preprocessing.CONFIG_KEY: preprocessing.transform_config(cfg).to_json()}
+    custom_config = {preprocessing.CONFIG_KEY: preprocessing.transform_key(cfg)}
     fn = lambda inputs: preprocessing.preprocessing_fn(inputs, custom_config)  # noqa: E731
     # A list piped into a Beam transform runs at once (Beam's eager mode), so the temporary folder may go after.
     with tempfile.TemporaryDirectory() as scratch, tft_beam.Context(temp_dir=scratch):

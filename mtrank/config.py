@@ -165,6 +165,11 @@ class ModelSpec:
     examples_in_memory: bool = True
     warm_start: bool = True
     warm_start_epochs: int = 1
+    # A warm run fits on the newest `warm_start_days` days of the window only (0 = all of it): the model it
+    # starts from has already been trained on the older ones. Validation (early stopping) and the weight
+    # search keep the held-out requests of the whole window, which no run ever trains on.
+    warm_start_days: int = 0
+    warm_start_learning_rate: Optional[float] = None  # a warm run's Adam rate; None = learning_rate
     # Early stopping on the requests held out of the training window (ranking.validation_fraction; never
     # the evaluated day): training stops once the monitored validation loss has not improved for this many
     # epochs, and the best epoch's weights are the ones exported. 0 = every epoch, the last one's weights.
@@ -402,12 +407,38 @@ class Config:
         d.pop("source")
         return d
 
-    def to_json(self) -> str:
-        """Serialized form passed to Transform and Trainer as `custom_config` (works on Kubeflow too)."""
-        return json.dumps({"config": self.to_dict(), "source": self.source}, sort_keys=True)
+    def to_json(self, compact: bool = False) -> str:
+        """Serialized form passed to Transform and Trainer as `custom_config` (works on Kubeflow too).
+        `compact` leaves out every value equal to its field's default (`from_json` puts them back): a key
+        that stays the same when a later version adds a field with a default."""
+        body = _non_defaults(self) if compact else self.to_dict()
+        if compact:
+            body.pop("source", None)
+        return json.dumps({"config": body, "source": self.source}, sort_keys=True)
 
     def replace(self, **sections: Any) -> "Config":
         return dataclasses.replace(self, **sections)
+
+
+def _non_defaults(value: Any) -> Any:
+    """A dataclass as a dict of its fields that differ from their defaults (fields without one always),
+    recursively; lists item by item."""
+    if dataclasses.is_dataclass(value):
+        kept = {}
+        for field in dataclasses.fields(value):
+            if field.default is not dataclasses.MISSING:
+                default = field.default
+            elif field.default_factory is not dataclasses.MISSING:
+                default = field.default_factory()
+            else:
+                default = dataclasses.MISSING
+            item = getattr(value, field.name)
+            if default is dataclasses.MISSING or item != default:
+                kept[field.name] = _non_defaults(item)
+        return kept
+    if isinstance(value, (list, tuple)):
+        return [_non_defaults(v) for v in value]
+    return value
 
 
 # ---- loading and validation ---------------------------------------------------------------------
@@ -551,6 +582,10 @@ def _validate_model(cfg: Config) -> None:
         raise ConfigError(f"{src}: model.batch_size and model.steps_per_execution must be >= 1")
     if m.levels is not None and m.levels > 1 and m.architecture != "ple":
         raise ConfigError(f"{src}: model.levels = {m.levels} needs architecture ple (got {m.architecture!r})")
+    if m.warm_start_days < 0:
+        raise ConfigError(f"{src}: model.warm_start_days must be >= 0 (0 = the whole window)")
+    if m.warm_start_learning_rate is not None and m.warm_start_learning_rate <= 0:
+        raise ConfigError(f"{src}: model.warm_start_learning_rate must be > 0 (or left out: model.learning_rate)")
     if m.early_stopping_patience < 0:
         raise ConfigError(f"{src}: model.early_stopping_patience must be >= 0 (0 = off)")
     if m.early_stopping_monitor != "loss" and m.early_stopping_monitor not in {t.name for t in cfg.tasks}:

@@ -83,7 +83,7 @@ def create_pipeline(
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(analyze=train_splits, transform=train_splits + [window.EVAL_SPLIT]),
         # Only what preprocessing reads: a model-only change reuses Transform (its cache key, preprocessing.py).
-        custom_config={CONFIG_KEY: preprocessing.transform_config(cfg).to_json()})
+        custom_config={CONFIG_KEY: preprocessing.transform_key(cfg)})
 
     # The model in production, read from where the Pusher publishes: warm start of the Trainer and baseline
     # of the Evaluator's change thresholds, so a model is judged against the one it would replace.

@@ -42,8 +42,10 @@ def _raw(cfg):
     (lambda r: r["model"].update(interactions=[["user_segment", "price"]]), "must name two embedded features"),
     (lambda r: r["model"].update(interactions=[["user_segment", "device"]]), "need one embedding_dim"),
     (lambda r: r["model"].update(early_stopping_monitor="refund"), "early_stopping_monitor 'refund'"),
+    (lambda r: r["model"].update(warm_start_days=-1), "warm_start_days must be >= 0"),
+    (lambda r: r["model"].update(warm_start_learning_rate=0), "warm_start_learning_rate must be > 0"),
     (lambda r: r["features"][4].update(bias=True), "bias is for embedded kinds"),
-    (lambda r: r["features"][0].update(deep=False), "nothing would read it"),
+    (lambda r: r["features"][2].update(deep=False), "nothing would read it"),
     (lambda r: r["data"].update(pipeline_name="my pipeline"), "data.pipeline_name 'my pipeline'"),
     (lambda r: r["data"].update(pipeline_name="Mtrank_v2"), "what Kubeflow Pipelines accepts"),
     # A threshold's metric comes from the metric table (mtrank/metrics.py), for the task's type.

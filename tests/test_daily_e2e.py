@@ -6,6 +6,7 @@ day 3: its labels are shuffled on purpose: not blessed, nothing pushed, version 
 day 2 again: already finished, so no new Trainer runs and nothing is pushed
 """
 
+import dataclasses
 import datetime as dt
 import os
 
@@ -55,9 +56,11 @@ def days(cfg, tmp_path_factory):
     _shuffle_labels(files[3])
     # Small days: lower floors than production's (one day of 12,000 rows, 10 % of its requests held out for
     # validation, gives click AUC 0.55 +- 0.01), the same change thresholds against the baseline.
+    # A warm run fits on the newest day of its two (model.warm_start_days: 1).
     test_cfg = cfg.replace(evaluation=EvaluationSpec(slices=[], thresholds=[
         ThresholdSpec(task="click", metric="auc", lower_bound=0.52, max_drop=0.01),
-        ThresholdSpec(task="purchase", metric="auc", lower_bound=0.55, max_drop=0.02)]))
+        ThresholdSpec(task="purchase", metric="auc", lower_bound=0.55, max_drop=0.02)]),
+        model=dataclasses.replace(cfg.model, warm_start_days=1))
     workspace = local_runner.Workspace(root / "workspace")
     outcomes = {}
     versions = {}
@@ -96,6 +99,9 @@ def test_second_day_warm_starts_from_version_one_and_pushes_version_two(days):
     assert set(remapped) == {f.name for f in days["cfg"].features if f.kind == "categorical"}
     assert all(c["kept"] > 0 for c in remapped.values())
     assert day2.train_days == 2 and day1.train_days == 1
+    # The warm run fitted on day 1 alone (day 0 is in version 1 already); the cold run on its whole window.
+    assert (day2.training["fit_days"], day2.training["window_days"]) == (1, 2)
+    assert (day1.training["fit_days"], day1.training["window_days"]) == (1, 1)
     assert len(days["versions"][2]) == 2
 
 

@@ -73,12 +73,16 @@ def test_transform_cache_key_ignores_what_preprocessing_does_not_read(cfg):
     """Transform's custom_config is `transform_config(cfg)`: TFX reuses Transform when it is unchanged, so a
     model-only edit must leave it equal and an encoding or label edit must change it."""
     import dataclasses
+    import json
 
     from components import preprocessing
     from mtrank import config as config_lib
 
-    key = preprocessing.transform_config(cfg).to_json()
-    assert config_lib.from_json(key).features  # Transform parses and validates it
+    key = preprocessing.transform_key(cfg)
+    parsed = config_lib.from_json(key)  # Transform parses and validates it, defaults filled in
+    assert json.loads(parsed.to_json()) == json.loads(preprocessing.transform_config(cfg).to_json())
+    # Only what differs from a default is in the key: a field added later with a default leaves it unchanged.
+    assert "model" not in json.loads(key)["config"] and "warm_start_days" not in key
     model_only = cfg.replace(
         model=dataclasses.replace(cfg.model, architecture="ple", expert_units=[8], epochs=1, learning_rate=0.1,
                                   interactions=[["user_segment", "category"]], early_stopping_patience=3),
@@ -89,11 +93,11 @@ def test_transform_cache_key_ignores_what_preprocessing_does_not_read(cfg):
         serving=dataclasses.replace(cfg.serving, model_name="other"),
         ranking=dataclasses.replace(cfg.ranking, top_k=5, validation_fraction=0.2,
                                     fusion=dataclasses.replace(cfg.ranking.fusion, mode="fixed", grid_step=0.1)))
-    assert preprocessing.transform_config(model_only).to_json() == key
+    assert preprocessing.transform_key(model_only) == key
     hashed_differently = cfg.replace(features=[dataclasses.replace(f, num_buckets=5) if f.kind == "bucketized" else f
                                                for f in cfg.features])
     relabelled = cfg.replace(tasks=[dataclasses.replace(t, label="dwell_seconds") if t.name == "click" else t
                                     for t in cfg.tasks])
     fewer = cfg.replace(features=cfg.features[:-1])
     for changed in (hashed_differently, relabelled, fewer):
-        assert preprocessing.transform_config(changed).to_json() != key
+        assert preprocessing.transform_key(changed) != key

@@ -1,5 +1,7 @@
 """The Trainer's fast input path and the benchmark's baseline: what the throughput figures rest on."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -65,10 +67,25 @@ def test_the_benchmark_baseline_is_the_same_model_written_naively():
     cfg = config_lib.load()
     cards = builder.default_cardinalities(cfg)
     project = builder.build(cfg, cards)
-    naive_cfg = cfg.replace(model=__import__("dataclasses").replace(cfg.model, architecture=trainer_throughput.NAIVE))
+    naive_cfg = cfg.replace(model=dataclasses.replace(cfg.model, architecture=trainer_throughput.NAIVE))
     naive = builder.build(naive_cfg, cards)
     assert naive.model.count_params() == project.model.count_params()
     assert sorted(naive.model.output_names) == sorted(project.model.output_names)
     inputs = {name: tf.zeros([5], dtype=t.dtype) for name, t in naive.model.input.items()}
     for weights in naive.gates(inputs).values():
         np.testing.assert_allclose(weights.numpy().sum(axis=-1), 1.0, rtol=1e-5)
+
+
+def test_a_warm_run_fits_on_the_newest_days_of_the_window_only():
+    """`model.warm_start_days`: the Trainer's train splits come newest first (train_1 is the day before the
+    evaluated one), so a warm run with 1 fits on yesterday alone; a cold run and 0 fit on the whole window."""
+    from components import window
+
+    assert window.train_splits(3) == ["train_1", "train_2", "train_3"]
+    files = [f"transformed/Split-{split}/*" for split in window.train_splits(3)]
+    cfg = config_lib.load()
+    newest = cfg.replace(model=dataclasses.replace(cfg.model, warm_start_days=1))
+    assert trainer.fit_files(newest, files, warm=True) == ["transformed/Split-train_1/*"]
+    assert trainer.fit_files(newest, files, warm=False) == files
+    whole = cfg.replace(model=dataclasses.replace(cfg.model, warm_start_days=0))
+    assert trainer.fit_files(whole, files, warm=True) == files

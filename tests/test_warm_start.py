@@ -32,7 +32,8 @@ def _rows(counts, seed):
     for i in range(n):
         row = {name: [str(columns[name][i]).encode()] for name in counts}
         row.update(hour=[int(rng.integers(0, 24))], price=[float(rng.uniform(1, 100))], click=[int(rng.random() < 0.2)],
-                   purchase=[0], dwell_seconds=[float(rng.uniform(0, 60))])
+                   purchase=[0], dwell_seconds=[float(rng.uniform(0, 60))],
+                   user_id=[f"u{rng.integers(0, 40)}".encode()], item_id=[f"i{rng.integers(0, 25)}".encode()])
         rows.append(row)
     return rows
 

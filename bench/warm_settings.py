@@ -1,0 +1,192 @@
+"""Warm-run settings on the learning curve's days: which `model.warm_start_*` settings make a daily chain
+know the most, at what training cost?
+
+The learning curve (bench/learning_curve.py) runs the chain through the whole pipeline, about an hour per
+setting. This replays the chain's Trainer step alone, on the same days: for each day, the Transform output of
+that day's pipeline run (same window, vocabularies, held-out requests), the Trainer's own code
+(`components.trainer.train`), warm-started from the previous day's model of the same replay, scored on the
+whole evaluated day through the exported model's `raw_features` signature. What it leaves out is the
+Evaluator's gate (the learning curve pushed every day of its chain, so every day's model is the next one's
+start there too); the `baseline` replay, the chain's own settings, checks that the replay reproduces it.
+
+    python bench/warm_settings.py --work /tmp/mtrank-bench/learning   # after learning_curve.py, ~8 min a setting
+
+Writes bench/results/warm_settings.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import glob
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import mtrank  # noqa: E402,F401
+import numpy as np  # noqa: E402
+
+from bench import common  # noqa: E402
+from bench.id_features import BINARY  # noqa: E402
+from bench.learning_curve import START, chain_day, figures, read_day, score  # noqa: E402
+from components import trainer, window  # noqa: E402
+from components.preprocessing import CONFIG_KEY  # noqa: E402
+from mtrank import config as config_lib  # noqa: E402
+
+# name -> the warm runs' settings, whole (independent of the configuration's own): window days fitted on
+# (0 = all), Adam's rate (None = model.learning_rate, the cold runs' 0.01), epochs at most (early stopping
+# on). `baseline` is what the learning curve's chain ran with. The cold first day is the same in every replay.
+def _warm(days: int = 0, rate: Optional[float] = None, epochs: int = 2) -> Dict:
+    return {"warm_start_days": days, "warm_start_learning_rate": rate, "warm_start_epochs": epochs}
+
+
+SETTINGS = {
+    "baseline": _warm(),
+    "newest day": _warm(days=1),
+    "warm lr 0.003": _warm(rate=0.003),
+    "newest day, warm lr 0.003": _warm(days=1, rate=0.003),
+    "warm lr 0.001": _warm(rate=0.001),
+    "warm lr 0.003, 1 epoch": _warm(rate=0.003, epochs=1),
+}
+
+
+def fn_args(cfg: config_lib.Config, run, out: Path, base_model: Optional[str]):
+    from tfx import v1 as tfx
+
+    transform = run.components["Transform"]
+    examples = transform.outputs["transformed_examples"][0]
+    schema = glob.glob(os.path.join(run.components["ImportSchemaGen"].outputs["schema"][0], "*.pbtxt"))[0]
+    # The window's days newest first, as the Trainer component lists them (a run near the data's start has fewer).
+    train = [os.path.join(examples, f"Split-{s}", "*") for s in window.train_splits(cfg.data.train_days)
+             if os.path.isdir(os.path.join(examples, f"Split-{s}"))]
+    return tfx.components.FnArgs(
+        train_files=train, eval_files=[os.path.join(examples, f"Split-{window.EVAL_SPLIT}", "*")],
+        transform_graph_path=transform.outputs["transform_graph"][0], schema_path=schema,
+        serving_model_dir=str(out / "serving"), model_run_dir=str(out / "run"), data_accessor=common.TFXIOAccessor(),
+        base_model=base_model, custom_config={CONFIG_KEY: cfg.to_json()})
+
+
+def replay(cfg: config_lib.Config, workspace: Path, data_root: Path, days: List[dt.date], scratch: Path) -> List[Dict]:
+    rows, previous = [], None
+    for day in days:
+        run, _ = chain_day(cfg, workspace, day)
+        out = scratch / day.isoformat()
+        shutil.rmtree(out, ignore_errors=True)
+        started = time.perf_counter()
+        summary = trainer.train(cfg, fn_args(cfg, run, out, previous))
+        seconds = time.perf_counter() - started
+        test = read_day(data_root, day)
+        row = {"day": day.isoformat(), **figures(test, score(str(out / "serving"), test)),
+               "warm": bool(summary["warm_start"]["warm"]), "fit_days": summary["fit_days"],
+               "epochs_run": summary["epochs_run"], "best_epoch": (summary.get("early_stopping") or {}).get("best_epoch"),
+               "learning_rate": summary["learning_rate"], "train_seconds": round(seconds, 1),
+               "oracle": {t: float(_auc(test[t], test[f"true_p_{t}"])) for t in BINARY},
+               "observed_click": float(np.mean(test["click"]))}
+        rows.append(row)
+        print(f"[warm settings] {day}: click {row['auc']['click']:.4f} purchase {row['auc']['purchase']:.4f} "
+              f"({'warm' if row['warm'] else 'cold'}, {row['fit_days']} day(s), {row['epochs_run']} epochs, "
+              f"{seconds:.0f} s)", flush=True)
+        if previous is not None:
+            shutil.rmtree(Path(previous).parent, ignore_errors=True)
+        previous = str(out / "serving")
+    return rows
+
+
+def _auc(labels, scores) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return roc_auc_score(labels, scores)
+
+
+def summarize(rows: List[Dict]) -> Dict:
+    warm = [r for r in rows if r["warm"]]
+    return {"mean_auc_on_warm_days": {t: float(np.mean([r["auc"][t] for r in warm])) for t in BINARY},
+            "last_day_auc": rows[-1]["auc"], "train_seconds_on_warm_days": float(sum(r["train_seconds"] for r in warm))}
+
+
+def markdown(results: Dict) -> str:
+    s = results["setup"]
+    lines = [f"Warm-run settings replayed on the learning curve's {s['days']} days of {s['rows']:,} simulated rows "
+             f"(configuration `{s['config']}`, training window {s['train_days']} days): each day the Trainer's own code "
+             "on that day's Transform output, warm-started from the previous day's model of the same replay, scored "
+             "on the whole evaluated day. The first day is cold in every replay. Chain of the learning curve itself "
+             f"(the whole pipeline, same settings as `baseline`): {s['chain']}.", "",
+             "| setting | mean click / purchase AUC, warm days | last day click / purchase AUC | epochs (best) on warm "
+             "days | training s, warm days |", "|---|---:|---:|---|---:|"]
+    for name, r in results["replays"].items():
+        v = r["summary"]
+        epochs = ", ".join(f"{x['epochs_run']}({x['best_epoch']})" for x in r["days"] if x["warm"])
+        lines.append(f"| {name} | {v['mean_auc_on_warm_days']['click']:.4f} / {v['mean_auc_on_warm_days']['purchase']:.4f} "
+                     f"| {v['last_day_auc']['click']:.4f} / {v['last_day_auc']['purchase']:.4f} | {epochs} | "
+                     f"{v['train_seconds_on_warm_days']:.0f} |")
+    lines += ["", "Per day, click / purchase AUC:", "",
+              "| day | " + " | ".join(results["replays"]) + " | oracle |",
+              "|---|" + "---:|" * (len(results["replays"]) + 1)]
+    first = next(iter(results["replays"].values()))["days"]
+    for i, day in enumerate(first):
+        cells = [f"{r['days'][i]['auc']['click']:.4f} / {r['days'][i]['auc']['purchase']:.4f}"
+                 for r in results["replays"].values()]
+        lines.append(f"| {i + 1} | " + " | ".join(cells) + f" | {day['oracle']['click']:.4f} / {day['oracle']['purchase']:.4f} |")
+    lines += ["", "![per day](warm_settings.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(results: Dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, task in zip(axes, BINARY):
+        for name, r in results["replays"].items():
+            ax.plot(range(1, len(r["days"]) + 1), [d["auc"][task] for d in r["days"]], "o-", ms=3, label=name)
+        ax.set_title(f"{task} AUC on the whole evaluated day")
+        ax.set_xlabel("evaluated day")
+    axes[0].legend(fontsize=7)
+    common.save_figure(fig, path)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="the learning curve's configuration (default: the project's)")
+    parser.add_argument("--work", default="/tmp/mtrank-bench/learning", help="the learning curve's --work")
+    parser.add_argument("--workspace", help="its chain's workspace (default: <work>/workspace-<config stem>)")
+    parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--merge", action="store_true",
+                        help="add these settings' replays to the results already written (same days)")
+    parser.add_argument("--out", default=str(common.RESULTS))
+    args = parser.parse_args(argv)
+
+    cfg = config_lib.load(args.config)
+    work = Path(args.work)
+    workspace = Path(args.workspace) if args.workspace else work / f"workspace-{Path(cfg.source).stem}"
+    curve = json.loads((Path(args.out) / "learning_curve.json").read_text())
+    days = [dt.date.fromisoformat(r["day"]) for r in curve["days"]]
+    assert days[0] == START + dt.timedelta(days=cfg.data.train_days), "not the learning curve's days"
+    written = Path(args.out) / "warm_settings.json"
+    replays = json.loads(written.read_text())["replays"] if args.merge and written.exists() else {}
+    for name in args.settings:
+        varied = cfg.replace(model=dataclasses.replace(cfg.model, **SETTINGS[name]))
+        rows = replay(varied, workspace, work / "data", days, work / "scratch" / "warm-settings")
+        replays[name] = {"settings": SETTINGS[name], "days": rows, "summary": summarize(rows)}
+    chain = curve["verdicts"]["mean_auc_on_warm_days"]["warm chain"]
+    results = {"setup": {"days": len(days), "rows": curve["setup"]["rows"], "config": curve["setup"]["config"],
+                         "train_days": cfg.data.train_days, "warm_start_epochs": cfg.model.warm_start_epochs,
+                         "learning_rate": cfg.model.learning_rate,
+                         "chain": f"mean click / purchase AUC on warm days {chain['click']:.4f} / {chain['purchase']:.4f}"},
+               "machine": common.machine(), "replays": replays}
+    common.write("warm_settings", results, markdown(results), Path(args.out))
+    plot(results, Path(args.out) / "warm_settings.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

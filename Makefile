@@ -20,7 +20,7 @@ help:
 	@echo "make demo      simulate impressions, run the whole local pipeline, print per-task results"
 	@echo "make test      run the test suite (installs first when needed)"
 	@echo "make test-fast the unit tests only (no pipeline or engine runs; under 3 minutes)"
-	@echo "make bench     the benchmark suite (~3 hours on 2 cores): bench/results/*.json and SUMMARY.md"
+	@echo "make bench     the benchmark suite (~4 hours on 2 cores): bench/results/*.json and SUMMARY.md"
 
 install: $(STAMP)
 
@@ -60,9 +60,12 @@ bench: install
 	$(BIN)/python bench/gate_noise.py --workspace $(BENCH_WORK)/scaling/rows-150000
 	$(BIN)/python bench/id_features.py --cache $(BENCH_WORK)/id_features
 	$(BIN)/python bench/warm_chain.py
-	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning --history
-	$(BIN)/python bench/warm_settings.py --work $(BENCH_WORK)/learning
-	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning --without-ids --name learning_curve_no_ids
+	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning
+	$(BIN)/python bench/warm_settings.py --work $(BENCH_WORK)/learning --settings baseline "warm lr 0.003" \
+		--name warm_settings_no_ids
+	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning --ids --history --name learning_curve_ids
+	$(BIN)/python bench/warm_settings.py --work $(BENCH_WORK)/learning --config $(BENCH_WORK)/learning/impressions-ids.yaml \
+		--curve learning_curve_ids
 	$(BIN)/python bench/summary.py
 
 clean:

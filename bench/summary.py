@@ -17,8 +17,9 @@ SUITE = [("trainer_throughput", "Trainer throughput"), ("pipeline_scaling", "Pip
          ("evaluator_throughput", "Evaluator throughput"), ("gate_noise", "The gate's false-rejection rate"),
          ("id_features", "Id features: what each lever buys"), ("warm_chain", "Daily warm starts: by value, by position, cold"),
          ("learning_curve", "Learning curve: daily retraining against a cold model and a logistic regression"),
-         ("warm_settings", "Warm-run settings replayed on the learning curve's days"),
-         ("learning_curve_no_ids", "Learning curve without the id features")]
+         ("warm_settings_no_ids", "Warm-run settings replayed on the learning curve's days"),
+         ("learning_curve_ids", "Learning curve with user and item id features"),
+         ("warm_settings", "Warm-run settings replayed on the learning curve's days, with ids")]
 
 
 def _load(name: str):
@@ -110,10 +111,13 @@ def headline() -> str:
                     f"{last['warm chain']['auc']['purchase']:.4f} vs {last['logistic']['auc']['purchase']:.4f}; days 4+ "
                     f"beating it on both: {v['days_beating_logistic_on_both_from_day_4']} | click gap to the oracle "
                     f"{v['last_day_click_gap_to_oracle']:.4f} |")
+    i = _load("learning_curve_ids")
+    if i:
+        v, s = i["verdicts"], i["setup"]
         h = v.get("last_day_against_history_cold")
         if h:
-            rows.append(f"| Daily retraining: last day vs a cold model on the whole history | day {s['days']}, "
-                        f"{c['history_cold']['train_days']} days x {s['rows']:,} rows for the cold model | click "
+            rows.append(f"| Daily retraining with ids: last day vs a cold model on the whole history | day {s['days']}, "
+                        f"{i['history_cold']['train_days']} days x {s['rows']:,} rows for the cold model | click "
                         f"{h['auc']['click']['warm chain']:.4f} vs {h['auc']['click']['history cold']:.4f}, purchase "
                         f"{h['auc']['purchase']['warm chain']:.4f} vs {h['auc']['purchase']['history cold']:.4f}; training "
                         f"{h['train_seconds']['warm chain']:.0f} vs {h['train_seconds']['history cold']:.0f} s | time "

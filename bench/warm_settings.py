@@ -7,7 +7,7 @@ that day's pipeline run (same window, vocabularies, held-out requests), the Trai
 (`components.trainer.train`), warm-started from the previous day's model of the same replay, scored on the
 whole evaluated day through the exported model's `raw_features` signature. What it leaves out is the
 Evaluator's gate (the learning curve pushed every day of its chain, so every day's model is the next one's
-start there too); the `baseline` replay, the chain's own settings, checks that the replay reproduces it.
+start there too); replaying the chain's own warm settings reproduces the chain's figures.
 
     python bench/warm_settings.py --work /tmp/mtrank-bench/learning   # after learning_curve.py, ~8 min a setting
 
@@ -42,7 +42,8 @@ from mtrank import config as config_lib  # noqa: E402
 
 # name -> the warm runs' settings, whole (independent of the configuration's own): window days fitted on
 # (0 = all), Adam's rate (None = model.learning_rate, the cold runs' 0.01), epochs at most (early stopping
-# on). `baseline` is what the learning curve's chain ran with. The cold first day is the same in every replay.
+# on). `baseline`: the cold rate, the whole window (the configuration's settings before warm_start_learning_rate;
+# a chain run with them is reproduced by its replay). The cold first day is the same in every replay.
 def _warm(days: int = 0, rate: Optional[float] = None, epochs: int = 2) -> Dict:
     return {"warm_start_days": days, "warm_start_learning_rate": rate, "warm_start_epochs": epochs}
 
@@ -111,13 +112,13 @@ def summarize(rows: List[Dict]) -> Dict:
             "last_day_auc": rows[-1]["auc"], "train_seconds_on_warm_days": float(sum(r["train_seconds"] for r in warm))}
 
 
-def markdown(results: Dict) -> str:
+def markdown(results: Dict, name: str = "warm_settings") -> str:
     s = results["setup"]
     lines = [f"Warm-run settings replayed on the learning curve's {s['days']} days of {s['rows']:,} simulated rows "
              f"(configuration `{s['config']}`, training window {s['train_days']} days): each day the Trainer's own code "
              "on that day's Transform output, warm-started from the previous day's model of the same replay, scored "
              "on the whole evaluated day. The first day is cold in every replay. Chain of the learning curve itself "
-             f"(the whole pipeline, same settings as `baseline`): {s['chain']}.", "",
+             f"(the whole pipeline, the configuration's warm settings when it ran): {s['chain']}.", "",
              "| setting | mean click / purchase AUC, warm days | last day click / purchase AUC | epochs (best) on warm "
              "days | training s, warm days |", "|---|---:|---:|---|---:|"]
     for name, r in results["replays"].items():
@@ -134,7 +135,7 @@ def markdown(results: Dict) -> str:
         cells = [f"{r['days'][i]['auc']['click']:.4f} / {r['days'][i]['auc']['purchase']:.4f}"
                  for r in results["replays"].values()]
         lines.append(f"| {i + 1} | " + " | ".join(cells) + f" | {day['oracle']['click']:.4f} / {day['oracle']['purchase']:.4f} |")
-    lines += ["", "![per day](warm_settings.png)", ""]
+    lines += ["", f"![per day]({name}.png)", ""]
     return "\n".join(lines)
 
 
@@ -160,6 +161,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--work", default="/tmp/mtrank-bench/learning", help="the learning curve's --work")
     parser.add_argument("--workspace", help="its chain's workspace (default: <work>/workspace-<config stem>)")
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--curve", default="learning_curve",
+                        help="the learning curve's results whose chain is replayed (default: %(default)s)")
+    parser.add_argument("--name", default="warm_settings", help="results file name (default: %(default)s)")
     parser.add_argument("--merge", action="store_true",
                         help="add these settings' replays to the results already written (same days)")
     parser.add_argument("--out", default=str(common.RESULTS))
@@ -168,10 +172,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg = config_lib.load(args.config)
     work = Path(args.work)
     workspace = Path(args.workspace) if args.workspace else work / f"workspace-{Path(cfg.source).stem}"
-    curve = json.loads((Path(args.out) / "learning_curve.json").read_text())
+    curve = json.loads((Path(args.out) / f"{args.curve}.json").read_text())  # its days and its chain's figures
     days = [dt.date.fromisoformat(r["day"]) for r in curve["days"]]
     assert days[0] == START + dt.timedelta(days=cfg.data.train_days), "not the learning curve's days"
-    written = Path(args.out) / "warm_settings.json"
+    written = Path(args.out) / f"{args.name}.json"
     replays = json.loads(written.read_text())["replays"] if args.merge and written.exists() else {}
     for name in args.settings:
         varied = cfg.replace(model=dataclasses.replace(cfg.model, **SETTINGS[name]))
@@ -183,8 +187,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "learning_rate": cfg.model.learning_rate,
                          "chain": f"mean click / purchase AUC on warm days {chain['click']:.4f} / {chain['purchase']:.4f}"},
                "machine": common.machine(), "replays": replays}
-    common.write("warm_settings", results, markdown(results), Path(args.out))
-    plot(results, Path(args.out) / "warm_settings.png")
+    common.write(args.name, results, markdown(results, args.name), Path(args.out))
+    plot(results, Path(args.out) / f"{args.name}.png")
     return 0
 
 

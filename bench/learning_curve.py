@@ -352,10 +352,12 @@ def history_cold(cfg: config_lib.Config, work: Path, data_root: Path, day: dt.da
     command = [sys.executable, "-m", "mtrank.cli", "run", "--config", path, "--workspace", str(workspace),
                "--data-root", str(data_root), "--date", day.isoformat()]
     print("[learning curve] " + " ".join(command[1:]), flush=True)
-    if subprocess.call(command) not in (0, 2):
-        raise SystemExit(f"mtrank run exited with an error; see {workspace}/logs")
+    code = subprocess.call(command)
     metadata, name = str(workspace / "metadata.sqlite"), local_runner.pipeline_name(wide)
-    run = results.latest_run(metadata, name, wide, run_id=results.finished_run_for_day(metadata, name, day.isoformat()))
+    run_id = results.finished_run_for_day(metadata, name, day.isoformat())
+    if code not in (0, 2) or run_id is None:  # 2 is also a refused configuration or missing days: no run then
+        raise SystemExit(f"mtrank run exited with {code} and finished no run for {day}; see {workspace}/logs")
+    run = results.latest_run(metadata, name, wide, run_id=run_id)
     trainer_run, training = run.components["Trainer"], daily.training_summary(run)
     test = read_day(data_root, day)
     model = figures(test, score(os.path.join(trainer_run.outputs["model"][0], "Format-Serving"), test))
@@ -410,8 +412,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         baselines = None
         if args.baselines_from:
             other = json.loads((out / f"{args.baselines_from}.json").read_text())
-            if other["setup"]["days"] != args.days or other["setup"]["rows"] != args.rows:
-                raise SystemExit(f"{args.baselines_from}.json holds other days: run without --baselines-from")
+            same = ("days", "rows", "new_users_per_day", "new_items_per_day", "seed", "train_days")
+            wanted = {"days": args.days, "rows": args.rows, "new_users_per_day": args.new_users_per_day,
+                      "new_items_per_day": args.new_items_per_day, "seed": args.seed, "train_days": cfg.data.train_days}
+            if any(other["setup"].get(k) != wanted[k] for k in same):
+                raise SystemExit(f"{args.baselines_from}.json holds other days or another window: run without "
+                                 "--baselines-from")
             baselines = {r["day"]: r for r in other["days"]}
         started = time.perf_counter()
         backfill(cfg.source, workspace, data_root, evaluated[0], evaluated[-1])
@@ -421,7 +427,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         results = {"setup": {"days": args.days, "rows": args.rows, "new_users_per_day": args.new_users_per_day,
                              "new_items_per_day": args.new_items_per_day, "users": spec.num_users,
                              "items": spec.num_items, "config": label, "train_days": cfg.data.train_days,
-                             "seed": args.seed},
+                             "seed": args.seed, "baselines_from": args.baselines_from,
+                             "warm_settings": {k: getattr(cfg.model, k) for k in (
+                                 "warm_start_epochs", "warm_start_learning_rate", "warm_start_days")}},
                    "machine": common.machine(), "backfill_seconds": round(backfill_seconds, 1), "days": rows}
     if "history_cold" in other:  # a cold model: the chain's warm settings do not change it
         results["history_cold"] = other["history_cold"]

@@ -121,10 +121,10 @@ def markdown(results: Dict, name: str = "warm_settings") -> str:
              f"(the whole pipeline, the configuration's warm settings when it ran): {s['chain']}.", "",
              "| setting | mean click / purchase AUC, warm days | last day click / purchase AUC | epochs (best) on warm "
              "days | training s, warm days |", "|---|---:|---:|---|---:|"]
-    for name, r in results["replays"].items():
+    for setting, r in results["replays"].items():
         v = r["summary"]
         epochs = ", ".join(f"{x['epochs_run']}({x['best_epoch']})" for x in r["days"] if x["warm"])
-        lines.append(f"| {name} | {v['mean_auc_on_warm_days']['click']:.4f} / {v['mean_auc_on_warm_days']['purchase']:.4f} "
+        lines.append(f"| {setting} | {v['mean_auc_on_warm_days']['click']:.4f} / {v['mean_auc_on_warm_days']['purchase']:.4f} "
                      f"| {v['last_day_auc']['click']:.4f} / {v['last_day_auc']['purchase']:.4f} | {epochs} | "
                      f"{v['train_seconds_on_warm_days']:.0f} |")
     lines += ["", "Per day, click / purchase AUC:", "",
@@ -163,13 +163,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--curve", default="learning_curve",
                         help="the learning curve's results whose chain is replayed (default: %(default)s)")
-    parser.add_argument("--name", default="warm_settings", help="results file name (default: %(default)s)")
+    parser.add_argument("--name", help="results file name (default: warm_settings, warm_settings_no_ids for a "
+                                       "configuration without id features)")
     parser.add_argument("--merge", action="store_true",
                         help="add these settings' replays to the results already written (same days)")
     parser.add_argument("--out", default=str(common.RESULTS))
     args = parser.parse_args(argv)
 
     cfg = config_lib.load(args.config)
+    args.name = args.name or ("warm_settings" if any(f.kind == "id" for f in cfg.features) else "warm_settings_no_ids")
     work = Path(args.work)
     workspace = Path(args.workspace) if args.workspace else work / f"workspace-{Path(cfg.source).stem}"
     curve = json.loads((Path(args.out) / f"{args.curve}.json").read_text())  # its days and its chain's figures
@@ -183,8 +185,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         replays[name] = {"settings": SETTINGS[name], "days": rows, "summary": summarize(rows)}
     chain = curve["verdicts"]["mean_auc_on_warm_days"]["warm chain"]
     results = {"setup": {"days": len(days), "rows": curve["setup"]["rows"], "config": curve["setup"]["config"],
-                         "train_days": cfg.data.train_days, "warm_start_epochs": cfg.model.warm_start_epochs,
-                         "learning_rate": cfg.model.learning_rate,
+                         "train_days": cfg.data.train_days, "learning_rate": cfg.model.learning_rate,
+                         "chain_warm_settings": curve["setup"].get("warm_settings"),
                          "chain": f"mean click / purchase AUC on warm days {chain['click']:.4f} / {chain['purchase']:.4f}"},
                "machine": common.machine(), "replays": replays}
     common.write(args.name, results, markdown(results, args.name), Path(args.out))

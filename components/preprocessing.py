@@ -10,6 +10,7 @@ Labels are transformed here rather than in the Trainer so that TFMA, which evalu
 
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, List
 
 import mtrank  # noqa: F401
@@ -29,17 +30,19 @@ def ranking_columns(cfg: config_lib.Config) -> List[str]:
     return list(dict.fromkeys(columns))
 
 
+# What preprocessing_fn reads of a feature and of a task: the only fields Transform receives.
+FEATURE_READS = ("name", "kind", "dtype", "column", "hash_buckets", "top_k", "num_oov_buckets", "num_buckets", "log1p")
+TASK_READS = ("name", "label", "type", "follows", "weight_by", "label_log1p")
+
+
 def transform_config(cfg: config_lib.Config) -> config_lib.Config:
     """The configuration as `preprocessing_fn` reads it, and nothing more: what Transform receives as
     `custom_config`. TFX reuses a component's earlier output when its inputs and exec properties are
     unchanged, so Transform's cache key is (the window's examples, the validated schema, this view): a change
     to the model, its embedding sizes or levers, the evaluation, serving, the fusion weights or Kubeflow
     settings re-runs the Trainer onwards and reuses Transform (163-227 s of a run on 50,000-row days)."""
-    features = [config_lib.FeatureSpec(name=f.name, kind=f.kind, dtype=f.dtype, column=f.column,
-                                       hash_buckets=f.hash_buckets, top_k=f.top_k, num_oov_buckets=f.num_oov_buckets,
-                                       num_buckets=f.num_buckets, log1p=f.log1p) for f in cfg.features]
-    tasks = [config_lib.TaskSpec(name=t.name, label=t.label, type=t.type, follows=t.follows, weight_by=t.weight_by,
-                                 label_log1p=t.label_log1p) for t in cfg.tasks]
+    features = [config_lib.FeatureSpec(**{k: getattr(f, k) for k in FEATURE_READS}) for f in cfg.features]
+    tasks = [config_lib.TaskSpec(**{k: getattr(t, k) for k in TASK_READS}) for t in cfg.tasks]
     pb = cfg.model.position_bias
     r = cfg.ranking
     return config_lib.Config(
@@ -55,9 +58,20 @@ def transform_config(cfg: config_lib.Config) -> config_lib.Config:
 
 
 def transform_key(cfg: config_lib.Config) -> str:
-    """Transform's `custom_config` value: `transform_config` without its default values, so a configuration
-    field added later (with a default) leaves every existing Transform cache valid."""
-    return transform_config(cfg).to_json(compact=True)
+    """Transform's `custom_config` value: `transform_config` without its default values (what Transform
+    parses), beside every value preprocessing reads, defaults included. A configuration field added later
+    with a default leaves the key, and so every existing Transform cache, as it was; a changed default of a
+    value preprocessing reads changes it."""
+    view = transform_config(cfg)
+    payload = json.loads(view.to_json(compact=True))
+    pb, r = view.model.position_bias, view.ranking
+    payload["reads"] = {
+        "data": [view.data.root, view.data.span_pattern, view.data.schema],
+        "features": [[getattr(f, k) for k in FEATURE_READS] for f in view.features],
+        "tasks": [[getattr(t, k) for k in TASK_READS] for t in view.tasks],
+        "position_bias": pb and [pb.column, pb.task, pb.num_buckets],
+        "ranking": [r.request_column, [[o.name, o.label, o.value] for o in r.objectives], r.fusion.value]}
+    return json.dumps(payload, sort_keys=True)
 
 
 def _dense(x: tf.Tensor) -> tf.Tensor:

@@ -324,8 +324,12 @@ def training_datasets(cfg: config_lib.Config, fn_args: tfx.components.FnArgs,
                                 shuffle=True, rows="train", num_examples=(
                                     count_examples(fit) - _rows_of(validation) if sized else None))
         if rest:
-            validation = _concat_arrays(validation, load_examples(
-                cfg, rest, fn_args.data_accessor, tf_transform_output, rows="validation", extra_columns=extras))
+            try:
+                older = load_examples(cfg, rest, fn_args.data_accessor, tf_transform_output, rows="validation",
+                                      extra_columns=extras)
+                validation = _concat_arrays(validation, older)
+            except ValueError:  # no held-out request on the older days: the fitted days' ones validate
+                logging.info("No held-out request on the window's days not fitted on (%s)", rest)
         if _rows_of(validation) == 0:
             raise ValueError("no request of the training window was held out for validation; raise "
                              "ranking.validation_fraction or train on more rows")

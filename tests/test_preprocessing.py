@@ -83,6 +83,12 @@ def test_transform_cache_key_ignores_what_preprocessing_does_not_read(cfg):
     assert json.loads(parsed.to_json()) == json.loads(preprocessing.transform_config(cfg).to_json())
     # Only what differs from a default is in the key: a field added later with a default leaves it unchanged.
     assert "model" not in json.loads(key)["config"] and "warm_start_days" not in key
+    # ... while every value preprocessing reads is in it, defaults included: a default changed in a later
+    # version (here num_oov_buckets: 1 of a categorical feature) still changes the key.
+    reads = json.loads(key)["reads"]["features"]
+    oov = preprocessing.FEATURE_READS.index("num_oov_buckets")
+    assert [r[oov] for r in reads if r[1] == "categorical"] == [f.num_oov_buckets for f in cfg.features
+                                                                if f.kind == "categorical"]
     model_only = cfg.replace(
         model=dataclasses.replace(cfg.model, architecture="ple", expert_units=[8], epochs=1, learning_rate=0.1,
                                   interactions=[["user_segment", "category"]], early_stopping_patience=3),

@@ -55,3 +55,27 @@ class TFXIOAccessor:
         from tfx_bsl.public import tfxio  # imported here: the summary and the simulator bench need no TFX
 
         return tfxio.TFExampleRecord(file_pattern, schema=schema).TensorFlowDataset(options)
+
+
+def run_fn_args(cfg, run, out: str, base_model=None):
+    """The Trainer's FnArgs for a finished pipeline run's Transform output, as the Trainer component builds
+    them: the window's train splits newest first (components/window.py), the evaluated day as `eval`, the
+    run's transform graph and schema; the model and its run folder under `out`. For benchmarks that call
+    `components.trainer.train` on the pipeline's own data (cold with `base_model=None`, else warm from it)."""
+    import glob as glob_lib
+
+    from tfx import v1 as tfx
+
+    from components import window
+    from components.preprocessing import CONFIG_KEY
+
+    transform = run.components["Transform"]
+    examples = transform.outputs["transformed_examples"][0]
+    schema = glob_lib.glob(os.path.join(run.components["ImportSchemaGen"].outputs["schema"][0], "*.pbtxt"))[0]
+    splits = [os.path.join(examples, f"Split-{s}") for s in window.train_splits(cfg.data.train_days)]
+    return tfx.components.FnArgs(
+        train_files=[os.path.join(s, "*") for s in splits if os.path.isdir(s)],  # a run near the data's start has fewer
+        eval_files=[os.path.join(examples, f"Split-{window.EVAL_SPLIT}", "*")],
+        transform_graph_path=transform.outputs["transform_graph"][0], schema_path=schema,
+        serving_model_dir=os.path.join(out, "serving"), model_run_dir=os.path.join(out, "run"),
+        data_accessor=TFXIOAccessor(), base_model=base_model, custom_config={CONFIG_KEY: cfg.to_json()})

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
 import itertools
 import os
 import sys
@@ -36,11 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import mtrank  # noqa: E402,F401
 import tensorflow_model_analysis as tfma  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
 
 from bench import common  # noqa: E402
 from components import evaluation, trainer  # noqa: E402
-from components.preprocessing import CONFIG_KEY  # noqa: E402
 from mtrank import config as config_lib  # noqa: E402
 from mtrank import metrics as metrics_lib  # noqa: E402
 from pipeline import results  # noqa: E402
@@ -49,15 +46,7 @@ from pipeline import results  # noqa: E402
 def train_seed(cfg: config_lib.Config, seed: int, run: results.RunResult, out: str) -> str:
     """One model with `model.seed = seed`, trained cold by the Trainer's own code; returns its SavedModel."""
     seeded = cfg.replace(model=dataclasses.replace(cfg.model, seed=seed, warm_start=False))
-    transform = run.components["Transform"]
-    examples = transform.outputs["transformed_examples"][0]
-    schema = glob.glob(os.path.join(run.components["ImportSchemaGen"].outputs["schema"][0], "*.pbtxt"))[0]
-    fn_args = tfx.components.FnArgs(
-        train_files=[os.path.join(split, "*") for split in sorted(glob.glob(os.path.join(examples, "Split-train*")))],
-        eval_files=[os.path.join(examples, "Split-eval", "*")],
-        transform_graph_path=transform.outputs["transform_graph"][0], schema_path=schema,
-        serving_model_dir=os.path.join(out, "serving"), model_run_dir=os.path.join(out, "run"),
-        data_accessor=common.TFXIOAccessor(), base_model=None, custom_config={CONFIG_KEY: seeded.to_json()})
+    fn_args = common.run_fn_args(seeded, run, out)
     trainer.train(seeded, fn_args)
     return fn_args.serving_model_dir
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import glob
 import json
-import os
 import shutil
 import sys
 import time
@@ -36,8 +34,7 @@ import numpy as np  # noqa: E402
 from bench import common  # noqa: E402
 from bench.id_features import BINARY  # noqa: E402
 from bench.learning_curve import START, chain_day, figures, read_day, score  # noqa: E402
-from components import trainer, window  # noqa: E402
-from components.preprocessing import CONFIG_KEY  # noqa: E402
+from components import trainer  # noqa: E402
 from mtrank import config as config_lib  # noqa: E402
 
 # name -> the warm runs' settings, whole (independent of the configuration's own): window days fitted on
@@ -58,22 +55,6 @@ SETTINGS = {
 }
 
 
-def fn_args(cfg: config_lib.Config, run, out: Path, base_model: Optional[str]):
-    from tfx import v1 as tfx
-
-    transform = run.components["Transform"]
-    examples = transform.outputs["transformed_examples"][0]
-    schema = glob.glob(os.path.join(run.components["ImportSchemaGen"].outputs["schema"][0], "*.pbtxt"))[0]
-    # The window's days newest first, as the Trainer component lists them (a run near the data's start has fewer).
-    train = [os.path.join(examples, f"Split-{s}", "*") for s in window.train_splits(cfg.data.train_days)
-             if os.path.isdir(os.path.join(examples, f"Split-{s}"))]
-    return tfx.components.FnArgs(
-        train_files=train, eval_files=[os.path.join(examples, f"Split-{window.EVAL_SPLIT}", "*")],
-        transform_graph_path=transform.outputs["transform_graph"][0], schema_path=schema,
-        serving_model_dir=str(out / "serving"), model_run_dir=str(out / "run"), data_accessor=common.TFXIOAccessor(),
-        base_model=base_model, custom_config={CONFIG_KEY: cfg.to_json()})
-
-
 def replay(cfg: config_lib.Config, workspace: Path, data_root: Path, days: List[dt.date], scratch: Path) -> List[Dict]:
     rows, previous = [], None
     for day in days:
@@ -81,7 +62,7 @@ def replay(cfg: config_lib.Config, workspace: Path, data_root: Path, days: List[
         out = scratch / day.isoformat()
         shutil.rmtree(out, ignore_errors=True)
         started = time.perf_counter()
-        summary = trainer.train(cfg, fn_args(cfg, run, out, previous))
+        summary = trainer.train(cfg, common.run_fn_args(cfg, run, str(out), previous))
         seconds = time.perf_counter() - started
         test = read_day(data_root, day)
         row = {"day": day.isoformat(), **figures(test, score(str(out / "serving"), test)),

@@ -13,6 +13,7 @@ Variants, each on the same transformed rows:
                   segment·category, and with ids user·item
   + l2            + L2 on the looked-up rows (`features[].l2`)
   + bias          + a per-value bias per task (`features[].bias`: the wide, logistic-regression part)
+  min_count N     ids seen fewer than N times in the window share one row (`features[].min_count`)
   ... and the `ids` model trained every epoch without early stopping (what early stopping buys)
 Beside them, the logistic-regression baseline of the issue: one-hot features with user_id and item_id,
 L2 with C = 0.2 (scikit-learn), without and with the segment×category cross, and the oracle (the
@@ -20,6 +21,8 @@ simulator's true probabilities).
 
     python bench/id_features.py                 # 4 x 100,000 training rows, ~10 minutes on 2 cores
     python bench/id_features.py --rows 20000    # smoke run
+    python bench/id_features.py --rows 20000 --train-days 2 --epochs 5 --name id_features_small_window
+                                                # the end-to-end test's window: where ids lose
 
 Writes bench/results/id_features.{json,md,png}.
 """
@@ -63,13 +66,24 @@ TASTE = ["user_segment", "category"]  # a segment's taste for a category: the si
 USER_ITEM = ["user_id", "item_id"]
 
 
-def variants(cfg: config_lib.Config, l2: List[float]) -> Dict[str, config_lib.Config]:
-    def with_ids(interactions=(), **kwargs) -> config_lib.Config:
-        return cfg.replace(features=list(cfg.features) + [dataclasses.replace(f, **kwargs) for f in IDS],
+def thresholded(min_count: int) -> List[config_lib.FeatureSpec]:
+    """The ids with `min_count`, under their own names (so one Transform computes every variant's columns)."""
+    return [dataclasses.replace(f, name=f"{f.name}_min{min_count}", column=f.name, min_count=min_count) for f in IDS]
+
+
+def variants(cfg: config_lib.Config, l2: List[float], min_counts: List[int] = ()) -> Dict[str, config_lib.Config]:
+    def with_ids(interactions=(), ids=IDS, **kwargs) -> config_lib.Config:
+        return cfg.replace(features=list(cfg.features) + [dataclasses.replace(f, **kwargs) for f in ids],
                            model=dataclasses.replace(cfg.model, interactions=[list(p) for p in interactions]))
 
+    def with_min_count(n: int, **kwargs) -> config_lib.Config:
+        ids = thresholded(n)
+        return with_ids((TASTE, [f.name for f in ids]), ids=ids, **kwargs)
+
     fm = (TASTE, USER_ITEM)
-    return {"no ids": cfg,
+    return {**{f"ids + FM, min_count {n}": with_min_count(n) for n in min_counts},
+            **{f"ids + FM + bias, min_count {n}": with_min_count(n, bias=True) for n in min_counts},
+            "no ids": cfg,
             "no ids + FM (segment·category)": cfg.replace(model=dataclasses.replace(cfg.model, interactions=[TASTE])),
             "ids": with_ids(),
             "ids + FM (segment·category, user·item)": with_ids(fm),
@@ -170,7 +184,7 @@ def plot(results: Dict, path: Path) -> None:
     common.save_figure(fig, path)
 
 
-def markdown(results: Dict) -> str:
+def markdown(results: Dict, name: str = "id_features") -> str:
     s = results["setup"]
     lines = [f"Id features on simulated data: {s['train_days']} days x {s['rows']:,} rows of one fixed world "
              f"({s['users']:,} users, {s['items']:,} items) trained on, the next day ({s['rows']:,} rows) scored whole. "
@@ -186,7 +200,7 @@ def markdown(results: Dict) -> str:
                  f"{results['oracle']['purchase']:.4f} | | | |")
     lines.append(f"| position-free oracle | {results['oracle_position_free']['click']:.4f} | "
                  f"{results['oracle_position_free']['purchase']:.4f} | | | |")
-    lines += ["", "![AUC per variant](id_features.png)", "",
+    lines += ["", f"![AUC per variant]({name}.png)", "",
               f"Transform (tf.Transform, in process) took {results['transform_seconds']} s.", ""]
     return "\n".join(lines)
 
@@ -198,10 +212,13 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--patience", type=int, default=1)
     parser.add_argument("--l2", type=float, nargs="*", default=[1e-3, 1e-2])
+    parser.add_argument("--min-count", type=int, nargs="*", default=[5, 20],
+                        help="id variants whose rare ids share a row (features[].min_count)")
     parser.add_argument("--only", nargs="*", help="run only these variants (by name)")
     parser.add_argument("--cache", help="keep the transformed rows here and reuse them (same --rows, --train-days, --seed)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(common.RESULTS))
+    parser.add_argument("--name", default="id_features", help="results file name (another window size: its own name)")
     args = parser.parse_args(argv)
 
     base = config_lib.load()
@@ -209,7 +226,8 @@ def main(argv=None) -> int:
     machine = common.machine()
     days = simulated_days(args.rows, args.train_days + 1, args.seed)
     train, test = _concat(days[:-1]), days[-1]
-    everything = variants(base, args.l2)["ids"]  # Transform once, with every column
+    ids = variants(base, args.l2)["ids"]  # Transform once, with every variant's columns
+    everything = ids.replace(features=list(ids.features) + [f for n in args.min_count for f in thresholded(n)])
     with tempfile.TemporaryDirectory() as scratch:
         work = args.cache or scratch
         started = time.perf_counter()
@@ -229,7 +247,7 @@ def main(argv=None) -> int:
                          **{f"test/{k}": v for k, v in test_xf.items()})
         print(f"transformed {len(train['click']):,} + {len(test['click']):,} rows in {transform_seconds} s", flush=True)
         runs = {}
-        chosen = variants(base, args.l2)
+        chosen = variants(base, args.l2, args.min_count)
         chosen["ids, every epoch (no early stopping)"] = chosen["ids"].replace(
             model=dataclasses.replace(chosen["ids"].model, early_stopping_patience=0))
         for name, cfg in chosen.items():
@@ -243,13 +261,13 @@ def main(argv=None) -> int:
     world = simulate.SimulatorSpec(seed=args.seed)
     results = {
         "setup": {"rows": args.rows, "train_days": args.train_days, "epochs": args.epochs, "patience": args.patience,
-                  "l2": args.l2, "seed": args.seed, "users": world.num_users, "items": world.num_items},
+                  "l2": args.l2, "min_count": args.min_count, "seed": args.seed, "users": world.num_users, "items": world.num_items},
         "machine": machine, "transform_seconds": transform_seconds, "runs": runs,
         "oracle": {t: float(roc_auc_score(test[t], test[f"true_p_{t}"])) for t in BINARY},
         "oracle_position_free": {t: float(roc_auc_score(test[t], test[f"oracle_p_{t}"])) for t in BINARY},
     }
-    common.write("id_features", results, markdown(results), Path(args.out))  # creates the folder
-    plot(results, Path(args.out) / "id_features.png")
+    common.write(args.name, results, markdown(results, args.name), Path(args.out))  # creates the folder
+    plot(results, Path(args.out) / f"{args.name}.png")
     return 0
 
 

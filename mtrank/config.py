@@ -65,6 +65,9 @@ class FeatureSpec:
     dtype: str = "string"  # string | int | float, the raw column's type
     column: Optional[str] = None  # raw column, when it differs from `name` (one column, two encodings)
     hash_buckets: int = 0  # id
+    # id: an id seen fewer times than this in the training window shares one row with every other such id
+    # and with ids never seen (frequency threshold, as NVTabular's Categorify freq_threshold); 0 = none.
+    min_count: int = 0
     top_k: int = 0  # categorical: vocabulary size cap (0 = all values)
     num_oov_buckets: int = 1  # categorical
     num_buckets: int = 0  # bucketized: quantile buckets

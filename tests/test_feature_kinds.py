@@ -64,10 +64,39 @@ def test_a_kind_added_in_the_registry_alone_is_configured_transformed_and_modell
     assert {t.name for t in new.tasks} <= set(model.model(inputs))
 
 
+@pytest.mark.integration
+def test_ids_seen_fewer_than_min_count_times_share_row_zero_and_the_others_keep_their_hashed_rows(cfg, tmp_path):
+    import tensorflow as tf
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tfx.utils import io_utils
+
+    from components import transform_in_memory
+
+    new = _config_with(cfg, tmp_path, {"name": "frequent_user", "kind": "id", "column": "user_id",
+                                       "hash_buckets": 64, "min_count": 3, "embedding_dim": 4})
+    schema = io_utils.parse_pbtxt_file(new.resolve_path(new.data.schema), schema_pb2.Schema())
+    spec = transform_support.feature_spec(schema)
+    filler = {tf.string: b"x", tf.int64: 0, tf.float32: 1.0}
+    base = {c: [filler[spec[c].dtype]] for c in transform_support.model_columns(new)}
+
+    def rows(users):
+        return [{**base, "user_id": [u.encode()]} for u in users]
+
+    window = rows(["often"] * 3 + ["twice"] * 2 + ["once"])
+    _, fitted, (served,) = transform_in_memory.analyze_and_transform(
+        new, schema, window, str(tmp_path / "transform"), others=[rows(["often", "twice", "never seen"])])
+    code = {u: int(np.ravel(r["frequent_user_xf"])[0]) for u, r in zip(["often", "twice", "never seen"], served)}
+    own_row = int(tf.strings.to_hash_bucket_fast("often", 63)) + 1  # the same row whatever the window holds
+    assert code == {"often": own_row, "twice": 0, "never seen": 0}
+    assert [int(np.ravel(r["frequent_user_xf"])[0]) for r in fitted] == [own_row] * 3 + [0] * 3
+
+
 @pytest.mark.parametrize("feature, message", [
     ({"name": "p", "kind": "case_folded_id", "column": "item_id"}, "case_folded_id feature 'p' needs hash_buckets > 1"),
     ({"name": "p", "kind": "bucketized", "column": "device", "num_buckets": 4}, "must have dtype int or float"),
     ({"name": "p", "kind": "numeric", "column": "price", "dtype": "double"}, "use one of ('string', 'int', 'float')"),
+    ({"name": "p", "kind": "categorical", "column": "device", "min_count": 5}, "has min_count 5; min_count is a count >= 0 and only kinds"),
+    ({"name": "p", "kind": "id", "column": "user_id", "hash_buckets": 8, "min_count": -1}, "min_count -1"),
 ])
 def test_a_kind_s_own_rules_are_checked_by_the_configuration(cfg, tmp_path, case_folded, feature, message):
     with pytest.raises(config_lib.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

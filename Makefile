@@ -60,12 +60,11 @@ bench: install
 	$(BIN)/python bench/gate_noise.py --workspace $(BENCH_WORK)/scaling/rows-150000
 	$(BIN)/python bench/id_features.py --cache $(BENCH_WORK)/id_features
 	$(BIN)/python bench/warm_chain.py
-	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning
-	$(BIN)/python bench/warm_settings.py --work $(BENCH_WORK)/learning --settings baseline "warm lr 0.003" \
-		--name warm_settings_no_ids
-	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning --ids --history --name learning_curve_ids
-	$(BIN)/python bench/warm_settings.py --work $(BENCH_WORK)/learning --config $(BENCH_WORK)/learning/impressions-ids.yaml \
-		--curve learning_curve_ids
+	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning --history
+	$(BIN)/python bench/warm_settings.py --work $(BENCH_WORK)/learning
+	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning --no-ids --name learning_curve_no_ids
+	$(BIN)/python bench/warm_settings.py --work $(BENCH_WORK)/learning --config $(BENCH_WORK)/learning/impressions-no-ids.yaml \
+		--curve learning_curve_no_ids --settings baseline "warm lr 0.003"
 	$(BIN)/python bench/summary.py
 
 clean:

@@ -79,3 +79,16 @@ def run_fn_args(cfg, run, out: str, base_model=None):
         transform_graph_path=transform.outputs["transform_graph"][0], schema_path=schema,
         serving_model_dir=os.path.join(out, "serving"), model_run_dir=os.path.join(out, "run"),
         data_accessor=TFXIOAccessor(), base_model=base_model, custom_config={CONFIG_KEY: cfg.to_json()})
+
+
+def without_ids(cfg):
+    """The configuration without its id features (kind `id`) and the interactions that read them: the no-id
+    model the id benchmarks compare against."""
+    import dataclasses
+
+    from mtrank import feature_kinds
+
+    ids = {f.name for f in cfg.features if isinstance(feature_kinds.of(f), feature_kinds.IdKind)}
+    return cfg.replace(features=[f for f in cfg.features if f.name not in ids],
+                       model=dataclasses.replace(cfg.model, interactions=[
+                           list(p) for p in cfg.model.interactions if not ids & set(p)]))

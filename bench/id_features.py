@@ -83,6 +83,8 @@ def variants(cfg: config_lib.Config, l2: List[float], min_counts: List[int] = ()
     fm = (TASTE, USER_ITEM)
     return {**{f"ids + FM, min_count {n}": with_min_count(n) for n in min_counts},
             **{f"ids + FM + bias, min_count {n}": with_min_count(n, bias=True) for n in min_counts},
+            **{f"ids + FM + bias, min_count {n}, ids out of the experts": with_min_count(n, bias=True, deep=False)
+               for n in min_counts},
             "no ids": cfg,
             "no ids + FM (segment·category)": cfg.replace(model=dataclasses.replace(cfg.model, interactions=[TASTE])),
             "ids": with_ids(),
@@ -221,8 +223,9 @@ def main(argv=None) -> int:
     parser.add_argument("--name", default="id_features", help="results file name (another window size: its own name)")
     args = parser.parse_args(argv)
 
-    base = config_lib.load()
-    base = base.replace(model=dataclasses.replace(base.model, epochs=args.epochs, early_stopping_patience=args.patience))
+    base = common.without_ids(config_lib.load())  # the variants add the ids themselves
+    base = base.replace(model=dataclasses.replace(base.model, epochs=args.epochs, early_stopping_patience=args.patience,
+                                                  interactions=[]))  # each variant sets its own
     machine = common.machine()
     days = simulated_days(args.rows, args.train_days + 1, args.seed)
     train, test = _concat(days[:-1]), days[-1]

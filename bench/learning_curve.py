@@ -13,8 +13,9 @@ side by side on the same days:
 
 With `--history`, on the last day a fourth: a cold model trained on every simulated day before it (`mtrank run`
 with the window widened), the model a team would otherwise retrain to know what the chain knows; the chain has
-to match it at a fraction of its training time. `--ids` adds the configuration's commented-out id features and
-FM terms (learning_curve_ids in `make bench`).
+to match it at a fraction of its training time. `--no-ids` leaves out the configuration's id features and their
+FM term (learning_curve_no_ids in `make bench`; learning_curve_ids holds the earlier chain with ids and no
+min_count).
 
 Every model is scored on the whole evaluated day (not the Evaluator's sample): click and purchase AUC, the
 gap to the oracle (the simulator's true probabilities) and to the position-free oracle, mean predicted
@@ -320,18 +321,14 @@ def variant(cfg: config_lib.Config, work: Path, stem: str, edit) -> str:
     return str(path)
 
 
-ID_FEATURES = [{"name": "user_id", "kind": "id", "hash_buckets": 20000, "embedding_dim": 8},
-               {"name": "item_id", "kind": "id", "hash_buckets": 10000, "embedding_dim": 8}]
-ID_INTERACTIONS = [["user_segment", "category"], ["user_id", "item_id"]]
+def without_ids(cfg: config_lib.Config, work: Path) -> str:
+    """The configuration without its id features and their FM term (the no-id chain)."""
+    stripped = common.without_ids(cfg)
 
-
-def with_ids(cfg: config_lib.Config, work: Path) -> str:
-    """The configuration's commented-out id variant: hashed user_id and item_id embeddings, the user·item and
-    segment·category FM terms."""
     def edit(raw: Dict) -> None:
-        raw["features"] = raw["features"] + ID_FEATURES
-        raw["model"]["interactions"] = ID_INTERACTIONS
-    return variant(cfg, work, f"{Path(cfg.source).stem}-ids", edit)
+        raw["features"] = [f for f in raw["features"] if f["name"] in {g.name for g in stripped.features}]
+        raw["model"]["interactions"] = stripped.model.interactions
+    return variant(cfg, work, f"{Path(cfg.source).stem}-no-ids", edit)
 
 
 def history_cold(cfg: config_lib.Config, work: Path, data_root: Path, day: dt.date) -> Dict:
@@ -376,8 +373,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--new-users-per-day", type=int, default=50)
     parser.add_argument("--new-items-per-day", type=int, default=20)
     parser.add_argument("--config", help="the configuration the chain runs (default: the project's)")
-    parser.add_argument("--ids", action="store_true",
-                        help="add the configuration's commented-out id features (user_id, item_id, their FM terms)")
+    parser.add_argument("--no-ids", action="store_true",
+                        help="leave out the configuration's id features (user_id, item_id) and their FM term")
     parser.add_argument("--history", action="store_true",
                         help="also train a cold model on the whole history before the last day (history_cold)")
     parser.add_argument("--history-only", action="store_true",
@@ -393,9 +390,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     work, out = Path(args.work), Path(args.out)
     cfg = config_lib.load(args.config)
-    label = os.path.relpath(cfg.source, common.RESULTS.parent.parent) + (" + ids" if args.ids else "")
-    if args.ids:
-        cfg = config_lib.load(with_ids(cfg, work))
+    label = os.path.relpath(cfg.source, common.RESULTS.parent.parent) + (" without ids" if args.no_ids else "")
+    if args.no_ids:
+        cfg = config_lib.load(without_ids(cfg, work))
     # One workspace (ml-metadata, serving root) per configuration: two chains never judge or warm-start from
     # each other's models; the days are shared (a resumed benchmark reuses them; the backfill skips finished days).
     data_root, workspace = work / "data", work / f"workspace-{Path(cfg.source).stem}"

@@ -93,7 +93,8 @@ def render(name: str, columns: Dict[str, ColumnStats], rows: int, labels: Sequen
     out += ["", "features:"]
     out += [f"  - {_flow(feature_entry(c))}" for c in features]
     if ids:
-        out.append(f"  # ids left out (they memorise; add them with kind: id, hash_buckets: N): {', '.join(ids)}")
+        out.append(f"  # ids left out: add them with kind: id, hash_buckets: N, min_count: 50 (rarer ids share one row; "
+                   f"without it ids memorise a small window): {', '.join(ids)}")
     if oracle:
         out.append(f"  # oracle columns, never inputs: {', '.join(oracle)}")
     missing = [c.name for c in features if c.missing]

@@ -324,9 +324,10 @@ def variant(cfg: config_lib.Config, work: Path, stem: str, edit) -> str:
 def without_ids(cfg: config_lib.Config, work: Path) -> str:
     """The configuration without its id features and their FM term (the no-id chain)."""
     stripped = common.without_ids(cfg)
+    kept = {f.name for f in stripped.features}
 
     def edit(raw: Dict) -> None:
-        raw["features"] = [f for f in raw["features"] if f["name"] in {g.name for g in stripped.features}]
+        raw["features"] = [f for f in raw["features"] if f["name"] in kept]
         raw["model"]["interactions"] = stripped.model.interactions
     return variant(cfg, work, f"{Path(cfg.source).stem}-no-ids", edit)
 

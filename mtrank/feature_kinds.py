@@ -139,10 +139,12 @@ class IdKind(FeatureKind):
 
     With `min_count`, the ids the training window saw fewer times share row 0 with ids never seen: on a small
     window most users' rows would be fitted to a handful of impressions (memorised noise, a lower AUC than no
-    ids at all), and one shared row learns the average newcomer instead. Frequent ids keep their hashed rows
-    (1 to hash_buckets - 1), so an id keeps its row from day to day whether it was frequent or not. Transform
-    counts the ids (`tft.vocabulary`'s frequency threshold); the list of frequent ids is a SavedModel asset,
-    so serving applies the same threshold.
+    ids at all), and one shared row learns the average newcomer instead. Frequent ids keep exactly the row
+    they hash to without `min_count`, so a row never moves between days, nor when `min_count` is switched on
+    or changed: a warm start then restores every frequent id's own row (row 0 is shared with the ids that
+    hash to it, one chance in `hash_buckets`, like any other hash collision). Transform counts the ids
+    (`tft.vocabulary`'s frequency threshold); the list of frequent ids is a SavedModel asset, so serving
+    applies the same threshold.
     """
 
     name, size_option, takes_min_count = "id", "hash_buckets", True
@@ -157,7 +159,7 @@ class IdKind(FeatureKind):
         frequent = tft.vocabulary(x, frequency_threshold=feature.min_count,
                                   vocab_filename=f"{feature.name}_min_count_{feature.min_count}")
         seen_enough = tft.apply_vocabulary(x, frequent, default_value=-1) >= 0
-        return tf.where(seen_enough, tft.hash_strings(x, feature.hash_buckets - 1) + 1, tf.zeros_like(seen_enough, tf.int64))
+        return tf.where(seen_enough, tft.hash_strings(x, feature.hash_buckets), tf.zeros_like(seen_enough, tf.int64))
 
     def cardinality(self, feature, vocabulary_size: int) -> int:
         return feature.hash_buckets

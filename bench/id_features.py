@@ -13,7 +13,7 @@ Variants, each on the same transformed rows:
                   segment·category, and with ids user·item
   + l2            + L2 on the looked-up rows (`features[].l2`)
   + bias          + a per-value bias per task (`features[].bias`: the wide, logistic-regression part)
-  min_count N     ids seen fewer than N times in the window share one row (`features[].min_count`)
+  min_count N     ids trained on fewer than N times share one row (`features[].min_count`)
   ... and the `ids` model trained every epoch without early stopping (what early stopping buys)
 Beside them, the logistic-regression baseline of the issue: one-hot features with user_id and item_id,
 L2 with C = 0.2 (scikit-learn), without and with the segment×category cross, and the oracle (the
@@ -55,7 +55,7 @@ from components import trainer, transform_in_memory  # noqa: E402
 from mtrank import config as config_lib  # noqa: E402
 from mtrank import export_contract  # noqa: E402
 from mtrank import simulate  # noqa: E402
-from mtrank.models import builder  # noqa: E402
+from mtrank.models import builder, layers  # noqa: E402
 
 IDS = (config_lib.FeatureSpec(name="user_id", kind="id", hash_buckets=20_000, embedding_dim=8),
        config_lib.FeatureSpec(name="item_id", kind="id", hash_buckets=10_000, embedding_dim=8))
@@ -129,6 +129,7 @@ def train_and_score(cfg: config_lib.Config, tto: tft.TFTransformOutput, train: D
     validation = _split(cfg, {k: v[mask] for k, v in train.items()})
     net = builder.build(cfg, trainer.cardinalities(cfg, tto))
     model = trainer.compile_for_training(cfg, net)
+    layers.add_admission_counts(cfg, net.model, trainer.in_memory_dataset(fit, cfg.model.batch_size, False, 0))
     stopping = trainer.early_stopping(cfg, held_out=True)
     history = model.fit(trainer.in_memory_dataset(fit, cfg.model.batch_size, shuffle=True, seed=cfg.model.seed),
                         validation_data=trainer.in_memory_dataset(validation, 4 * cfg.model.batch_size, False, 0),

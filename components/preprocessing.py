@@ -31,7 +31,7 @@ def ranking_columns(cfg: config_lib.Config) -> List[str]:
 
 
 # What preprocessing_fn reads of a feature and of a task: the only fields Transform receives.
-FEATURE_READS = ("name", "kind", "dtype", "column", "hash_buckets", "min_count", "top_k", "num_oov_buckets", "num_buckets", "log1p")
+FEATURE_READS = ("name", "kind", "dtype", "column", "hash_buckets", "top_k", "num_oov_buckets", "num_buckets", "log1p")
 TASK_READS = ("name", "label", "type", "follows", "weight_by", "label_log1p")
 
 

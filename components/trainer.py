@@ -418,6 +418,10 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
     fit = fit_files(cfg, fn_args.train_files, start.warm)  # known only now: a warm run may fit on fewer days
     data = training_datasets(cfg, fn_args, tf_transform_output, fit)
     train_ds, eval_ds = data.train, data.validation
+    # What this run fits on counts toward its ids' admission, on top of the counts a warm start restored.
+    admission = layers.add_admission_counts(cfg, net.model, train_ds)
+    if admission:
+        logging.info("Ids admitted to their own rows: %s", admission)
     epochs = cfg.model.warm_start_epochs if start.warm else cfg.model.epochs
     rate = learning_rate(cfg, trainee, start.warm)
     loss_before_training = warm_start.initial_loss(trainee, eval_ds)
@@ -459,6 +463,7 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
         "epochs_run": len(next(iter(history.history.values()), [])),
         "early_stopping": stopped,
         "warm_start": start.as_dict(),
+        "id_admission": admission,
         "loss_before_training": loss_before_training,
         "loss_with_fresh_weights": cold_loss,
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},

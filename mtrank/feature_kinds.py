@@ -137,29 +137,18 @@ def _as_string(x):
 class IdKind(FeatureKind):
     """Hashed into a fixed number of rows: no vocabulary to warm-start, and a row never moves between days.
 
-    With `min_count`, the ids the training window saw fewer times share row 0 with ids never seen: on a small
-    window most users' rows would be fitted to a handful of impressions (memorised noise, a lower AUC than no
-    ids at all), and one shared row learns the average newcomer instead. Frequent ids keep exactly the row
-    they hash to without `min_count`, so a row never moves between days, nor when `min_count` is switched on
-    or changed: a warm start then restores every frequent id's own row (row 0 is shared with the ids that
-    hash to it, one chance in `hash_buckets`, like any other hash collision). Transform counts the ids
-    (`tft.vocabulary`'s frequency threshold); the list of frequent ids is a SavedModel asset, so serving
-    applies the same threshold.
+    `min_count` is applied in the model, not here (mtrank/models/layers.py, IdAdmission): an id's row is
+    looked up once the model has trained on `min_count` of its impressions, counted over a warm-started
+    chain, and rarer or unseen ids share row 0. Transform only hashes, so changing `min_count` does not
+    re-run it, and an id's row is the same with or without the threshold.
     """
 
     name, size_option, takes_min_count = "id", "hash_buckets", True
 
     def transform(self, feature, x):
-        import tensorflow as tf
         import tensorflow_transform as tft
 
-        x = _as_string(x)
-        if feature.min_count <= 1:
-            return tft.hash_strings(x, feature.hash_buckets)
-        frequent = tft.vocabulary(x, frequency_threshold=feature.min_count,
-                                  vocab_filename=f"{feature.name}_min_count_{feature.min_count}")
-        seen_enough = tft.apply_vocabulary(x, frequent, default_value=-1) >= 0
-        return tf.where(seen_enough, tft.hash_strings(x, feature.hash_buckets), tf.zeros_like(seen_enough, tf.int64))
+        return tft.hash_strings(_as_string(x), feature.hash_buckets)
 
     def cardinality(self, feature, vocabulary_size: int) -> int:
         return feature.hash_buckets

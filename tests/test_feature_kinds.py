@@ -1,6 +1,8 @@
 """A feature kind and a raw column type are each described once (mtrank/feature_kinds.py): a new kind added
 there alone is accepted by the configuration, transformed by Transform, fed to the model and sized."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import yaml
@@ -64,34 +66,48 @@ def test_a_kind_added_in_the_registry_alone_is_configured_transformed_and_modell
     assert {t.name for t in new.tasks} <= set(model.model(inputs))
 
 
-@pytest.mark.integration
-def test_ids_seen_fewer_than_min_count_times_share_row_zero_and_the_others_keep_their_hashed_rows(cfg, tmp_path):
+def test_an_id_gets_its_own_row_once_the_model_has_trained_on_min_count_of_its_impressions(cfg, tmp_path):
+    """min_count is applied in the model (layers.IdAdmission): counts of the impressions trained on, saved
+    with the model and carried by a warm start, so a daily chain admits an id once its runs together have
+    seen it often enough. Transform only hashes: the row is the one the id has without min_count."""
     import tensorflow as tf
-    from tensorflow_metadata.proto.v0 import schema_pb2
-    from tfx.utils import io_utils
 
-    from components import transform_in_memory
+    from components import warm_start
+    from mtrank.models import builder, layers
 
-    new = _config_with(cfg, tmp_path, {"name": "frequent_user", "kind": "id", "column": "user_id",
-                                       "hash_buckets": 64, "min_count": 3, "embedding_dim": 4})
-    schema = io_utils.parse_pbtxt_file(new.resolve_path(new.data.schema), schema_pb2.Schema())
-    spec = transform_support.feature_spec(schema)
-    filler = {tf.string: b"x", tf.int64: 0, tf.float32: 1.0}
-    base = {c: [filler[spec[c].dtype]] for c in transform_support.model_columns(new)}
+    new = cfg.replace(features=[dataclasses.replace(f, min_count=3) if f.name == "user_id" else f
+                                for f in cfg.features])
+    user = next(f for f in new.features if f.name == "user_id")
+    assert feature_kinds.of(user).transform(user, tf.constant([b"u1"])).numpy()[0] == \
+        tf.strings.to_hash_bucket_fast("u1", user.hash_buckets).numpy()
+    sizes = builder.default_cardinalities(new)
+    inputs = {name: np.zeros([4], dtype=spec.dtype.as_numpy_dtype) for name, spec in layers.feature_inputs(new).items()}
+    inputs[user.transformed_name] = np.array([5, 9, 11, 0])  # 5: trained on 3 times, 9: twice, 11: never
 
-    def rows(users):
-        return [{**base, "user_id": [u.encode()]} for u in users]
+    def fitted_on(users):  # a run's training batches: (features, labels)
+        rows = {**{k: np.repeat(v[:1], len(users)) for k, v in inputs.items()}, user.transformed_name: np.array(users)}
+        return tf.data.Dataset.from_tensors((rows, {}))
 
-    window = rows(["often"] * 3 + ["twice"] * 2 + ["once"])
-    _, fitted, (served,) = transform_in_memory.analyze_and_transform(
-        new, schema, window, str(tmp_path / "transform"), others=[rows(["often", "twice", "never seen"])])
-    code = {u: int(np.ravel(r["frequent_user_xf"])[0]) for u, r in zip(["often", "twice", "never seen"], served)}
-    # The row it has without min_count, whatever the window holds: a warm start across a min_count change
-    # restores the frequent ids' own rows.
-    own_row = int(tf.strings.to_hash_bucket_fast("often", 64))
-    assert own_row != 0  # (else the test could not tell the frequent id from the rare ones)
-    assert code == {"often": own_row, "twice": 0, "never seen": 0}
-    assert [int(np.ravel(r["frequent_user_xf"])[0]) for r in fitted] == [own_row] * 3 + [0] * 3
+    first = builder.build(new, sizes)
+    counted = layers.add_admission_counts(new, first.model, fitted_on([5, 9, 5, 5, 9]))
+    assert counted["user_id"]["admitted_rows"] == 1 and counted["user_id"]["impressions_on_own_row"] == 0.6
+    admit = first.model.get_layer(layers.admission_layer_name(user))
+    assert admit(tf.constant(inputs[user.transformed_name])).numpy().tolist() == [5, 0, 0, 0]
+    click = first.model(inputs)["click"].numpy().ravel()
+    assert click[1] == click[2] == click[3] != click[0]  # 9 and the unseen 11 share row 0; 5 has its own
+
+    served = str(tmp_path / "served")
+    first.model.save(served, save_format="tf")
+    serving = tf.saved_model.load(served).signatures["serving_default"]
+    scored = serving(**{k: tf.constant(v) for k, v in inputs.items()})["click"].numpy().ravel()
+    np.testing.assert_allclose(scored, click, rtol=1e-6)  # the served model applies the same admission
+
+    second = builder.build(new, sizes)
+    start = warm_start.restore(second.model, served)
+    assert start.warm, start.reason
+    layers.add_admission_counts(new, second.model, fitted_on([9]))  # the next day: 9's third impression
+    assert second.model.get_layer(layers.admission_layer_name(user))(
+        tf.constant(inputs[user.transformed_name])).numpy().tolist() == [5, 9, 0, 0]
 
 
 @pytest.mark.parametrize("feature, message", [

@@ -92,8 +92,9 @@ def test_transform_cache_key_ignores_what_preprocessing_does_not_read(cfg):
     model_only = cfg.replace(
         model=dataclasses.replace(cfg.model, architecture="ple", expert_units=[8], epochs=1, learning_rate=0.1,
                                   interactions=[["user_segment", "category"]], early_stopping_patience=3),
-        features=[dataclasses.replace(f, embedding_dim=16, l2=0.1, bias=True) if f.is_embedded else f
-                  for f in cfg.features],
+        features=[dataclasses.replace(f, embedding_dim=16, l2=0.1, bias=True,
+                                      min_count=7 if f.kind == "id" else f.min_count) if f.is_embedded else f
+                  for f in cfg.features],  # min_count is applied in the model (layers.IdAdmission)
         tasks=[dataclasses.replace(t, score_weight=9.0, loss_weight=0.5, rate_band=None) for t in cfg.tasks],
         evaluation=dataclasses.replace(cfg.evaluation, max_eval_rows=5, slices=[]),
         serving=dataclasses.replace(cfg.serving, model_name="other"),

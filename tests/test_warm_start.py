@@ -53,7 +53,9 @@ def days(cfg, tmp_path_factory):
     two, two_rows, _ = transform_in_memory.analyze_and_transform(cfg, schema, _rows(DAY_TWO, 2), str(root / "transform_two"))
     net = builder.build(cfg, trainer.cardinalities(cfg, one))
     for variable in net.model.weights:  # far from any fresh draw, so a restored value is unmistakable
-        variable.assign(np.random.default_rng(3).normal(size=variable.shape).astype("float32"))
+        value = np.random.default_rng(3).normal(size=variable.shape)
+        # the ids' admission counts (layers.IdAdmission) are integers: they are restored like any weight
+        variable.assign((100 * np.abs(value)).astype(np.int64) if variable.dtype.is_integer else value.astype("float32"))
     served = str(root / "served")
     net.model.save(served, save_format="tf", signatures=trainer.serving_signatures(cfg, net.model, one))
     return {"one": one, "two": two, "two_rows": two_rows, "saved": net.model, "served": served}

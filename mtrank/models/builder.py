@@ -87,7 +87,8 @@ def build(cfg: config_lib.Config, cardinalities: Dict[str, int]) -> MultiTaskMod
     tf.random.set_seed(cfg.model.seed)
     m = cfg.model
     inputs = layers.feature_inputs(cfg)
-    parts = layers.embed_features(cfg, inputs, cardinalities)
+    looked_up = layers.admit_ids(cfg, inputs, cardinalities)  # ids under their min_count -> the shared row
+    parts = layers.embed_features(cfg, looked_up, cardinalities)
     shared = layers.shared_input(cfg, parts)
     task_names = [t.name for t in cfg.tasks]
     uncertainty = None
@@ -103,7 +104,7 @@ def build(cfg: config_lib.Config, cardinalities: Dict[str, int]) -> MultiTaskMod
     }
     # Beside the deep part, terms added straight into a task's logit: per-value biases (the wide part) and
     # the configured embedding dot products (the factorisation-machine part).
-    for kind, terms in (("biases", layers.value_biases(cfg, inputs, cardinalities, task_names)),
+    for kind, terms in (("biases", layers.value_biases(cfg, looked_up, cardinalities, task_names)),
                         ("interactions", layers.pair_interactions(cfg, parts, task_names))):
         for task, term in terms.items():
             logits[task] = keras.layers.Add(name=f"{task}_logit_with_{kind}")([logits[task], term])

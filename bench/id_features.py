@@ -195,9 +195,9 @@ def markdown(results: Dict, name: str = "id_features") -> str:
              f"stopping (patience {s['patience']}, at most {s['epochs']} epochs).", "",
              "| variant | click AUC | purchase AUC | epochs run (best) | parameters | seconds |",
              "|---|---:|---:|---:|---:|---:|"]
-    for name, run in results["runs"].items():
+    for variant, run in results["runs"].items():
         epochs = f"{run['epochs_run']} ({run['best_epoch']})" if "epochs_run" in run else "-"
-        lines.append(f"| {name} | {run['auc']['click']:.4f} | {run['auc']['purchase']:.4f} | {epochs} | "
+        lines.append(f"| {variant} | {run['auc']['click']:.4f} | {run['auc']['purchase']:.4f} | {epochs} | "
                      f"{run['parameters']:,} | {run['seconds']} |")
     lines.append(f"| oracle (true probabilities) | {results['oracle']['click']:.4f} | "
                  f"{results['oracle']['purchase']:.4f} | | | |")

@@ -14,7 +14,8 @@ Only the ratios of a product's exponents change a ranking, so the search walks t
 point's gain@K per objective on the held-out requests (mtrank/ranking.py), keeps the points no other
 point beats on every objective (the Pareto front) and picks the best for `objective` among those that
 keep each guardrail objective at its configured share of its reference: the ranking by that objective's
-own task (clicks: the click-only ranking), or the grid's best where no task owns it.
+own task (clicks: the click-only ranking), or the grid's best where no task owns it. The configured
+fusion is kept when no such point earns more than it on the held-out requests.
 """
 
 from __future__ import annotations
@@ -191,6 +192,11 @@ def search(cfg: config_lib.Config, codes: np.ndarray, outputs: Mapping[str, np.n
         index = int(np.flatnonzero(feasible)[np.argmax(target[feasible])])
         chosen, reason = fusions[index], (f"best {f.objective}@{r.top_k} of {len(points)} points"
                                           + (f" keeping {f.guardrails}" if f.guardrails else ""))
+        # The configured fusion competes too (it is not on the product grid): a searched point that earns
+        # less on the held-out requests than what was configured is never served.
+        if evaluate(base)[f.objective] >= target[index]:
+            chosen, reason = base, (f"no point of {len(points)} earned more {f.objective}@{r.top_k} than the "
+                                    f"configured fusion: it is kept")
     else:
         chosen, reason = base, f"no point kept the guardrails {f.guardrails}: the configured fusion is kept"
     return SearchResult(chosen=chosen, configured=base, objective_names=names, points=points,

@@ -61,6 +61,10 @@ bench: install
 	$(BIN)/python bench/evaluator_throughput.py --workspace $(BENCH_WORK)/scaling/rows-150000
 	$(BIN)/python bench/gate_noise.py --workspace $(BENCH_WORK)/scaling/rows-150000
 	$(BIN)/python bench/id_features.py --cache $(BENCH_WORK)/id_features
+	$(BIN)/python bench/id_features.py --rows 20000 --train-days 2 --epochs 5 --l2 --min-count 20 50 100 \
+		--cache $(BENCH_WORK)/id_features_small_window --name id_features_small_window
+	$(BIN)/python bench/id_features.py --rows 100000 --train-days 2 --epochs 5 --l2 --min-count 20 50 100 \
+		--cache $(BENCH_WORK)/id_features_2_days --name id_features_2_days
 	$(BIN)/python bench/warm_chain.py
 	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning --history
 	$(BIN)/python bench/warm_settings.py --work $(BENCH_WORK)/learning

@@ -38,10 +38,10 @@ demo: install
 	$(BIN)/mtrank simulate --days $(DEMO_DAYS) --rows-per-day $(DEMO_ROWS_PER_DAY)
 	$(BIN)/mtrank run --workspace $(WORKSPACE)
 
-# Two workers: much of a pipeline run is one Python thread (Beam's DirectRunner, TFX's launcher, imports),
-# so two runs side by side use the two cores (tests/conftest.py keeps each module on one worker).
+# Two workers, each module on one (its module-scoped pipeline run built once), the end-to-end modules first
+# (tests/conftest.py). The session's pipeline run is built on each worker that runs a module using it.
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # The unit tests: not the end-to-end runs (slow) nor the engine runs (integration); CI runs `make test`, all of them.
 test-fast: install

@@ -47,7 +47,7 @@ from bench import common  # noqa: E402
 from components import trainer  # noqa: E402
 from components.preprocessing import CONFIG_KEY  # noqa: E402
 from mtrank import config as config_lib, simulate  # noqa: E402
-from mtrank.models import bottoms, builder  # noqa: E402
+from mtrank.models import bottoms, builder, layers  # noqa: E402
 
 NAIVE = "naive_mmoe"
 
@@ -199,6 +199,7 @@ def run_variant(cfg: config_lib.Config, v: Variant, data: TransformedData, array
     keras.backend.clear_session()
     net = builder.build(cfg, trainer.cardinalities(cfg, data.transform_output))
     trainee = trainer.compile_for_training(cfg, net)
+    layers.add_admission_counts(cfg, net.model, trainer.in_memory_dataset(arrays, 8192, False, 0))  # as the Trainer
     timer = _EpochTimer()
     if v.input == "numpy":
         x, y, w = arrays

@@ -41,7 +41,7 @@ from bench.id_features import BINARY, _split, simulated_days, transform  # noqa:
 from components import trainer, warm_start  # noqa: E402
 from mtrank import config as config_lib  # noqa: E402
 from mtrank import export_contract  # noqa: E402
-from mtrank.models import builder  # noqa: E402
+from mtrank.models import builder, layers  # noqa: E402
 
 CHAINS = ("by value", "by position", "cold")
 
@@ -65,6 +65,7 @@ def run_day(chain: str, cfg: config_lib.Config, tto, train: Dict[str, np.ndarray
     net = builder.build(cfg, sizes)
     model = trainer.compile_for_training(cfg, net)
     start = _restore(chain, cfg, net, sizes, tto, previous)
+    layers.add_admission_counts(cfg, net.model, trainer.in_memory_dataset(fit, cfg.model.batch_size, False, 0))
     val_ds = trainer.in_memory_dataset(validation, 4 * cfg.model.batch_size, False, 0)
     loss_before = float(model.evaluate(val_ds, verbose=0, return_dict=True)["loss"])
     epochs = cfg.model.warm_start_epochs if start.warm else cfg.model.epochs

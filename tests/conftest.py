@@ -19,25 +19,17 @@ E2E_EPOCHS = 6  # one small day needs more passes than the default configuration
 
 
 def pytest_collection_modifyitems(config, items):
-    """`make test` runs on two pytest-xdist workers (`-n 2 --dist loadgroup`). Each module is one group, so
-    its module-scoped fixture (a pipeline run, an executed Kubeflow spec) is built once, on one worker; the
-    modules that share the session's `pipeline_run` are one group, so it too is built once. Under xdist the
-    groups of end-to-end runs are sent first and the unit tests fill in at the end, so the two workers
-    finish together instead of one waiting for the other's last long run."""
-    sharing = {item.module.__name__ for item in items if "pipeline_run" in item.fixturenames}
+    """`make test` runs on two pytest-xdist workers (`-n 2 --dist loadfile`): each module stays on one
+    worker, so its module-scoped fixture (a pipeline run, an executed Kubeflow spec) is built once. Under
+    xdist the modules with end-to-end runs are sent first and the unit tests fill in at the end, so the two
+    workers finish together instead of one waiting for the other's last long run."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     weight = {}
     for item in items:
-        module = item.module.__name__
-        group = "pipeline_run" if module in sharing else module
-        item.add_marker(pytest.mark.xdist_group(group))
         kind = 2 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("integration") else 0
-        weight[group] = max(weight.get(group, 0), kind)
-        item.stash[_GROUP] = group
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        items.sort(key=lambda item: -weight[item.stash[_GROUP]])  # stable: a module's own order is kept
-
-
-_GROUP = pytest.StashKey[str]()
+        weight[item.module.__name__] = max(weight.get(item.module.__name__, 0), kind)
+    items.sort(key=lambda item: -weight[item.module.__name__])  # stable: a module's own order is kept
 
 
 @pytest.fixture(scope="session")

@@ -55,7 +55,7 @@ def main(out_path: str) -> None:
     import tensorflow as tf
     import tf_keras as keras
 
-    from mtrank.models import builder
+    from mtrank.models import builder, layers
 
     x, y, w = synthetic(cfg, GLOBAL_BATCH * STEPS)
     options = tf.data.Options()
@@ -66,6 +66,7 @@ def main(out_path: str) -> None:
         loss, loss_weights = builder.losses(cfg, net)
         net.trainee.compile(optimizer=keras.optimizers.Adam(cfg.model.learning_rate), loss=loss,
                             loss_weights=loss_weights, weighted_metrics=[], run_eagerly=EAGER)
+    layers.add_admission_counts(cfg, net.model, dataset)  # the ids' counts, a mirrored int64 weight, as the Trainer
     print(f"built {time.time() - started:.1f}s", flush=True)
     initial = net.model.get_weights()
     history = net.trainee.fit(dataset, epochs=1, verbose=0)

@@ -176,6 +176,17 @@ def test_a_searched_point_that_earns_less_than_the_configured_fusion_on_held_out
     assert 0 < kept < 20  # both outcomes happen on 200 requests
 
 
+def test_the_configured_fusion_competes_only_when_it_keeps_the_guardrails(cfg, day):
+    """Keeping all of the click-only ranking's lift leaves (about) the click corner feasible; the configured
+    1·pCTR + 4·pCTCVR earns more revenue but gives up clicks, so it is not served in its place."""
+    strict = cfg.replace(ranking=dataclasses.replace(cfg.ranking, fusion=dataclasses.replace(
+        cfg.ranking.fusion, objective="revenue", guardrails={"clicks": 1.0})))
+    outputs = {"click": day["oracle_p_click"], "purchase": day["oracle_p_purchase"]}
+    result = fusion_lib.search(strict, _codes(day), outputs, day)
+    assert result.configured_values["revenue"] > result.chosen_values["revenue"]  # it would win on revenue alone
+    assert result.chosen != fusion_lib.configured(strict) and "keeping" in result.reason
+
+
 @pytest.mark.parametrize("change, message", [
     ({"fusion": {"mode": "search", "objective": "profit"}}, "not one of the objectives"),
     ({"fusion": {"mode": "search", "objective": "clicks", "value": "dwell_seconds"}}, "must be an input column"),

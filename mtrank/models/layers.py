@@ -233,7 +233,12 @@ class IdAdmission(keras.layers.Layer):
     those rows again every day: on 100,000 rows a day, a user's 40 impressions in a 2-day window stayed
     under 50 for ever.) The same idea as the count filter of ByteDance's Monolith (Liu et al., 2022), on a
     hashed table. Written here because neither Keras nor tf.Transform keeps a count that survives a warm
-    start; `Trainer` adds each run's counts before it fits (`add_counts`)."""
+    start; `Trainer` adds each run's counts before it fits (`add_counts`).
+
+    The counts are training exposures, not distinct impressions: a warm run that fits its whole window
+    (`warm_start_days: 0`, a 2-day window) counts each day in two runs, so in such a chain `min_count: 50`
+    admits an id after about 25 distinct impressions; and a run admits the ids its own rows take over the
+    threshold from its first step."""
 
     def __init__(self, num_rows: int, min_count: int, **kwargs):
         super().__init__(**kwargs)

@@ -182,22 +182,21 @@ def search(cfg: config_lib.Config, codes: np.ndarray, outputs: Mapping[str, np.n
     references = guardrail_references(cfg, tasks, fusions, table, names)
     randoms_per_request = {n: ranking.random_gain(codes, gains[n], r.top_k, r.discount) for n in names}
     randoms = {n: float(v.mean()) for n, v in randoms_per_request.items()}
-    feasible = np.ones(len(points), dtype=bool)
+    base = configured(cfg)
+    base_lists = per_request(base)
+    feasible, base_keeps = np.ones(len(points), dtype=bool), True
     for name, share in f.guardrails.items():
         lifts = np.stack([lst[name] for lst in lists]) - randoms_per_request[name]  # points x requests
         feasible &= kept_guardrail(lifts, lifts[references[name]], share)
+        base_keeps &= bool(kept_guardrail((base_lists[name] - randoms_per_request[name])[None, :],
+                                          lifts[references[name]], share)[0])
     target = table[:, names.index(f.objective)]
-    base = configured(cfg)
     if feasible.any():
         index = int(np.flatnonzero(feasible)[np.argmax(target[feasible])])
         chosen, reason = fusions[index], (f"best {f.objective}@{r.top_k} of {len(points)} points"
                                           + (f" keeping {f.guardrails}" if f.guardrails else ""))
         # The configured fusion competes too (it is not on the product grid), held to the same guardrails:
         # a searched point that earns less on the held-out requests than what was configured is never served.
-        base_lists = per_request(base)
-        base_keeps = all(kept_guardrail((base_lists[name] - randoms_per_request[name])[None, :],
-                                        np.stack([lst[name] for lst in lists])[references[name]] - randoms_per_request[name],
-                                        share)[0] for name, share in f.guardrails.items())
         if base_keeps and base_lists[f.objective].mean() >= target[index]:
             chosen, reason = base, (f"no point of {len(points)} earned more {f.objective}@{r.top_k} than the "
                                     f"configured fusion: it is kept")

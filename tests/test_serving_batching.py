@@ -22,7 +22,7 @@ from serving.client import ServingClient, predict_candidates
 from serving.servable import ServingStatus
 from serving.server import ModelServer
 from serving.versions import ModelConfig, VersionPolicy
-from test_serving_support import build_tiny_model, in_process, publish, sample_rows
+from test_serving_support import FLOAT32_EQUAL, build_tiny_model, in_process, publish, sample_rows
 
 DEPLOYED = config_lib.REPO_ROOT / "serving" / "deploy" / "batching_parameters.txt"
 
@@ -207,7 +207,7 @@ def test_the_server_with_batching_answers_concurrent_grpc_and_rest_requests_exac
         for rows, result in zip(requests, results):
             expected = in_process(build, cfg, rows)
             for name, values in expected.items():
-                np.testing.assert_allclose(result.result(timeout=60)[name], values, rtol=0, atol=1e-6, err_msg=name)
+                np.testing.assert_allclose(result.result(timeout=60)[name], values, **FLOAT32_EQUAL, err_msg=name)
         (model,) = server.models
         batcher = model.served[1].batchers["serving_default"]  # turned on after the warm-up requests
         assert batcher.batches_run < len(requests), "no two concurrent requests were merged"

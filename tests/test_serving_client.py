@@ -23,7 +23,7 @@ from serving.server import ModelServer
 from serving.signatures import CONTEXT_SIGNATURE, RAW_SIGNATURE
 from serving.versions import ModelConfig
 from serving.warmup import WARMUP_FILE, read_warmup_requests
-from test_serving_support import build_tiny_model, in_process, publish, sample_rows, start_server
+from test_serving_support import FLOAT32_EQUAL, build_tiny_model, in_process, publish, sample_rows, start_server
 
 MODEL = "ranker"
 
@@ -76,8 +76,8 @@ def test_client_ranks_like_the_saved_model(cfg, tiny):
         raw = predict_candidates(client, cfg, rows, signature_name=RAW_SIGNATURE, version=7)
         assert (prediction.model_name, prediction.version) == (MODEL, 7)
         for name, values in expected.items():
-            np.testing.assert_allclose(prediction.outputs[name], values, rtol=0, atol=1e-6)
-            np.testing.assert_allclose(raw.outputs[name], values, rtol=0, atol=1e-6)
+            np.testing.assert_allclose(prediction.outputs[name], values, **FLOAT32_EQUAL)
+            np.testing.assert_allclose(raw.outputs[name], values, **FLOAT32_EQUAL)
         order = prediction.ranking()
         assert np.all(np.diff(prediction.outputs["score"][order]) <= 0)
         assert [(s.version, s.state) for s in client.status()] == [(7, "AVAILABLE")]
@@ -174,7 +174,7 @@ def test_a_ranking_request_sends_the_context_once_and_answers_as_serving_default
     with ServingClient(server.target, MODEL) as client:
         prediction = predict_candidates(client, cfg, own, signature_name=CONTEXT_SIGNATURE, context=context)
     for name, values in expected.items():
-        np.testing.assert_allclose(prediction.outputs[name], values, rtol=0, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(prediction.outputs[name], values, **FLOAT32_EQUAL, err_msg=name)
     inputs = candidates.to_ranking_request(cfg, context, own)
     assert len(inputs["examples"]) == 201 and inputs["is_context"].tolist() == [True] + [False] * 200
     repeated = sum(map(len, candidates.to_serialized_examples(cfg, whole)))
@@ -204,8 +204,8 @@ def test_a_ranking_request_sends_the_context_once_and_answers_as_serving_default
         both = client.predict({k: np.concatenate([partial[k], second[k]]) for k in partial},
                               signature_name=CONTEXT_SIGNATURE).outputs
     assert np.isnan(both["score"][0]) and np.isnan(both["score"][201])
-    np.testing.assert_allclose(both["score"][1:201], expected["score"], rtol=0, atol=1e-6)
-    np.testing.assert_allclose(both["score"][202:], in_process(build, cfg, other_whole)["score"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(both["score"][1:201], expected["score"], **FLOAT32_EQUAL)
+    np.testing.assert_allclose(both["score"][202:], in_process(build, cfg, other_whole)["score"], **FLOAT32_EQUAL)
 
 
 @pytest.mark.slow
@@ -225,7 +225,7 @@ def test_pushed_model_over_grpc_equals_in_process(pipeline_run, tmp_path, capsys
     expected = in_process(local, cfg, rows)
     raw_in_process = in_process(local, cfg, rows, RAW_SIGNATURE)
     for name, values in expected.items():  # the two signatures agree on the same rows
-        np.testing.assert_allclose(raw_in_process[name], values, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(raw_in_process[name], values, **FLOAT32_EQUAL)
 
     server = start_server(cfg.serving.model_name, local.parent, wait_s=120)
     try:
@@ -234,7 +234,7 @@ def test_pushed_model_over_grpc_equals_in_process(pipeline_run, tmp_path, capsys
                 prediction = predict_candidates(client, cfg, rows, signature_name=signature)
                 assert prediction.version == version
                 for name, values in expected.items():
-                    np.testing.assert_allclose(prediction.outputs[name], values, rtol=0, atol=1e-6)
+                    np.testing.assert_allclose(prediction.outputs[name], values, **FLOAT32_EQUAL)
             # One user's candidates as a ranking request (the request's shared columns once): the same answers.
             shared = [c for c in cfg.input_columns
                       if frame.head(300).groupby(cfg.ranking.request_column)[c].nunique().max() == 1]
@@ -244,13 +244,13 @@ def test_pushed_model_over_grpc_equals_in_process(pipeline_run, tmp_path, capsys
             prediction = predict_candidates(client, cfg, [{k: v for k, v in r.items() if k not in shared} for r in first],
                                             signature_name=CONTEXT_SIGNATURE, context=context)
             for name, values in in_process(local, cfg, first).items():
-                np.testing.assert_allclose(prediction.outputs[name], values, rtol=0, atol=1e-6)
+                np.testing.assert_allclose(prediction.outputs[name], values, **FLOAT32_EQUAL)
         with RestClient(server.rest_url, cfg.serving.model_name, timeout_s=30) as client:  # the same over REST
             for signature in ("serving_default", RAW_SIGNATURE):
                 prediction = predict_candidates(client, cfg, rows, signature_name=signature)
                 assert prediction.version == version
                 for name, values in expected.items():
-                    np.testing.assert_allclose(prediction.outputs[name], values, rtol=0, atol=1e-6)
+                    np.testing.assert_allclose(prediction.outputs[name], values, **FLOAT32_EQUAL)
         path = tmp_path / "candidates.json"
         path.write_text(json.dumps(rows[:20]))
         assert mtrank_cli.main(["query", str(path), "--port", str(server.port), "--top", "5"]) == 0

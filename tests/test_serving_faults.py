@@ -21,7 +21,7 @@ from serving import candidates
 from serving import server as server_lib
 from serving.signatures import EXAMPLES_INPUT, RAW_SIGNATURE
 from test_serving_server import MODEL, _code, _wait_for, predict_request
-from test_serving_support import build_tiny_model, in_process, sample_rows, start_server
+from test_serving_support import FLOAT32_EQUAL, build_tiny_model, in_process, sample_rows, start_server
 
 State = get_model_status_pb2.ModelVersionStatus.State
 LOAD_THREADS = 6
@@ -84,7 +84,7 @@ def test_bad_shapes_are_invalid_argument_and_the_server_keeps_serving(cfg, build
         assert details and MODEL in details, (name, details)  # the message names the model and version
         response = stub.Predict(predict_request(cfg, rows), timeout=10)  # still serving, same answers
         np.testing.assert_allclose(tf.make_ndarray(response.outputs["score"]),
-                                   in_process(builds[1], cfg, rows)["score"], atol=1e-6)
+                                   in_process(builds[1], cfg, rows)["score"], **FLOAT32_EQUAL)
 
 
 def test_an_empty_batch_gets_empty_answers(cfg, served):
@@ -139,7 +139,7 @@ def test_load_while_a_new_and_then_a_corrupt_version_are_pushed_fails_no_valid_r
                     response = stub.Predict(request, timeout=10)
                     version = version_of[response.model_spec.version.value]
                     np.testing.assert_allclose(tf.make_ndarray(response.outputs["score"]), expected[version],
-                                               atol=1e-6)
+                                               **FLOAT32_EQUAL)
                     with lock:
                         answers.append(version)
                 except Exception as e:  # noqa: BLE001 - every failure of a valid request is counted

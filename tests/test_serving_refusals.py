@@ -23,7 +23,7 @@ from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grp
 from serving import candidates
 from serving.signatures import EXAMPLES_INPUT, RAW_SIGNATURE
 from test_serving_server import MODEL, _code, _wait_for, predict_request
-from test_serving_support import build_tiny_model, in_process, publish, sample_rows, start_server
+from test_serving_support import FLOAT32_EQUAL, build_tiny_model, in_process, publish, sample_rows, start_server
 
 State = get_model_status_pb2.ModelVersionStatus.State
 FUZZ_REQUESTS = 300
@@ -91,7 +91,7 @@ def test_inputs_that_cannot_be_scored_are_refused_naming_feature_range_and_candi
     assert "candidate index(es)] [2] [of] [4]" in details, details
     rows = sample_rows(cfg, 3)  # the server keeps answering, with the model's own numbers
     np.testing.assert_allclose(tf.make_ndarray(stub.Predict(predict_request(cfg, rows), timeout=10).outputs["score"]),
-                               in_process(builds[1], cfg, rows)["score"], atol=1e-6)
+                               in_process(builds[1], cfg, rows)["score"], **FLOAT32_EQUAL)
 
 
 def test_the_raw_signature_refuses_them_too(cfg, served):
@@ -226,8 +226,8 @@ def test_fuzzed_requests_get_client_errors_and_valid_ones_keep_their_answers(cfg
         if code != grpc.StatusCode.OK:
             assert details and len(details) < 2_000 and "Traceback" not in details, details
         if i % 25 == 0:
-            np.testing.assert_allclose(
-                tf.make_ndarray(stub.Predict(predict_request(cfg, rows), timeout=10).outputs["score"]), expected, atol=1e-6)
+            answer = stub.Predict(predict_request(cfg, rows), timeout=10)
+            np.testing.assert_allclose(tf.make_ndarray(answer.outputs["score"]), expected, **FLOAT32_EQUAL)
         if time.monotonic() > deadline:
             break
     print(f"\nfuzz: {sum(seen.values())} requests, answers {dict((c.name, n) for c, n in seen.items())}")

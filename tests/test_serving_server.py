@@ -16,7 +16,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 
 from serving import candidates
 from serving.signatures import EXAMPLES_INPUT, RAW_SIGNATURE
-from test_serving_support import build_tiny_model, in_process, publish, sample_rows, start_server
+from test_serving_support import FLOAT32_EQUAL, build_tiny_model, in_process, publish, sample_rows, start_server
 
 MODEL = "ranker"
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -60,7 +60,7 @@ def outputs_of(response):
 def assert_same(got, expected):
     assert set(got) == set(expected)
     for name in expected:
-        np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(got[name], expected[name], **FLOAT32_EQUAL, err_msg=name)
 
 
 def test_predict_equals_the_saved_model_in_process(cfg, builds, served):
@@ -178,7 +178,7 @@ def test_new_version_under_load_is_picked_up_without_a_failed_request(cfg, build
                     response = stub.Predict(request, timeout=10)
                     version = response.model_spec.version.value
                     np.testing.assert_allclose(tf.make_ndarray(response.outputs["score"]), expected[version],
-                                               atol=1e-6)
+                                               **FLOAT32_EQUAL)
                     with lock:
                         answers.append(version)
                 except Exception as e:  # noqa: BLE001 - every failure is counted

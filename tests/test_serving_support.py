@@ -27,6 +27,12 @@ from serving.versions import ModelConfig, VersionPolicy  # noqa: E402
 
 TF_DTYPES = {"string": tf.string, "int": tf.int64, "float": tf.float32}
 
+# "Equal" for scores from two graphs of the same model (serving_default and the raw signature, a server's
+# batch and the in-process call): a few float32 ulps. The raw signature skips tf.Example parsing, so
+# Grappler fuses a different graph and one score of 300 came out 1.9e-6 (4 ulps at 4-8) from the other's;
+# a wrong row, feature or version moves a score by orders of magnitude more.
+FLOAT32_EQUAL = {"rtol": 1e-6, "atol": 1e-6}
+
 
 class _TinyRanker(tf.Module):
     def __init__(self, cfg: config_lib.Config, scale: float):

@@ -181,6 +181,11 @@ class ModelSpec:
     # Pairs of embedded features whose embeddings' dot product enters every task's logit (DeepFM's FM term),
     # e.g. [[user_segment, category], [user_id, item_id]]; the two of a pair share an embedding_dim.
     interactions: List[List[str]] = dataclasses.field(default_factory=list)
+    # How a task weighs an interaction: `pair`, one weight per pair on its dot product (DeepFM's FM term);
+    # `dimension`, one weight per coordinate of the pair's element-wise product (NCF's GMF, He et al. 2017),
+    # so each task has its own bilinear form u·diag(h_task)·v and tasks that like different things in the
+    # same user and item (click and purchase) need not share one dot product.
+    interaction_weights: str = "pair"
     seed: int = 7
 
     def early_stopping_key(self) -> str:
@@ -609,10 +614,16 @@ def _validate_model(cfg: Config) -> None:
             raise ConfigError(f"{src}: model.position_bias needs num_buckets >= 2 and embedding_dim >= 1")
 
 
+INTERACTION_WEIGHTS = ("pair", "dimension")  # model.interaction_weights (models/layers.pair_interactions)
+
+
 def _check_interactions(cfg: Config) -> None:
     """model.interactions: pairs of embedded features of one width; and a feature kept out of the experts
     (deep: false) must be read by its bias or an interaction. Run after each feature's own checks."""
     src = cfg.source
+    if cfg.model.interaction_weights not in INTERACTION_WEIGHTS:
+        raise ConfigError(f"{src}: model.interaction_weights {cfg.model.interaction_weights!r} is not one of "
+                          f"{list(INTERACTION_WEIGHTS)}")
     embedded = {f.name: f for f in cfg.features if f.is_embedded}
     for pair in cfg.model.interactions:
         if not isinstance(pair, (list, tuple)) or len(pair) != 2 or any(name not in embedded for name in pair):

@@ -41,6 +41,7 @@ def _raw(cfg):
     (lambda r: r.pop("tasks"), "missing required section 'tasks'"),
     (lambda r: r["model"].update(interactions=[["user_segment", "price"]]), "must name two embedded features"),
     (lambda r: r["model"].update(interactions=[["user_segment", "device"]]), "need one embedding_dim"),
+    (lambda r: r["model"].update(interaction_weights="full"), "interaction_weights 'full' is not one of"),
     (lambda r: r["model"].update(early_stopping_monitor="refund"), "early_stopping_monitor 'refund'"),
     (lambda r: r["model"].update(warm_start_days=-1), "warm_start_days must be >= 0"),
     (lambda r: r["model"].update(warm_start_learning_rate=0), "warm_start_learning_rate must be > 0"),

@@ -146,3 +146,27 @@ def test_a_value_bias_moves_only_its_own_rows_and_interactions_reach_the_logit(c
     dense = net.model.get_layer("interactions_click")
     dense.kernel.assign(dense.kernel * 0.0)
     assert not np.allclose(net.model.predict(x, verbose=0)["click"], after["click"])
+
+
+@pytest.mark.integration
+def test_per_dimension_interaction_weights_hold_the_dot_product_as_one_case(cfg):
+    """`interaction_weights: dimension` gives each task a weight per coordinate of a pair's element-wise
+    product; with every coordinate of a pair at that pair's dot-product weight it is the `pair` model."""
+    pair = cfg.replace(model=dataclasses.replace(cfg.model, interaction_weights="pair"))
+    dimension = cfg.replace(model=dataclasses.replace(cfg.model, interaction_weights="dimension"))
+    cards = builder.default_cardinalities(cfg)
+    dot_net, gmf_net = builder.build(pair, cards), builder.build(dimension, cards)
+    widths = [next(f.embedding_dim for f in cfg.features if f.name == a) for a, _ in cfg.model.interactions]
+    for layer in dot_net.model.layers:
+        if layer.weights and not layer.name.startswith("interactions_"):
+            gmf_net.model.get_layer(layer.name).set_weights(layer.get_weights())
+    x, _, _ = _batch(cfg, n=256, seed=5)
+    different = {k: v.numpy() for k, v in gmf_net.model(x).items()}
+    for task in (t.name for t in cfg.tasks):
+        kernel, bias = dot_net.model.get_layer(f"interactions_{task}").get_weights()
+        assert gmf_net.model.get_layer(f"interactions_{task}").kernel.shape == (sum(widths), 1)
+        gmf_net.model.get_layer(f"interactions_{task}").set_weights([np.repeat(kernel, widths, axis=0), bias])
+    want, got = dot_net.model(x), gmf_net.model(x)
+    for name, values in want.items():
+        np.testing.assert_allclose(got[name].numpy(), values.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+    assert any(not np.allclose(different[k], want[k].numpy(), atol=1e-6) for k in want)  # the weights mattered

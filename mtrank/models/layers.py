@@ -367,13 +367,20 @@ def shared_input(cfg: config_lib.Config, parts: Dict[str, tf.Tensor]) -> tf.Tens
 def pair_interactions(cfg: config_lib.Config, parts: Dict[str, tf.Tensor],
                       task_names: Sequence[str]) -> Dict[str, tf.Tensor]:
     """The factorisation-machine term of DeepFM (Guo et al., IJCAI 2017) for the configured pairs
-    (`model.interactions`): the dot product of the two features' embeddings, one per pair, weighed per task
-    into a [B, 1] logit term. A user segment's taste for a category is a product of two rows here, which
-    the experts' ReLU layers only approximate from the concatenated rows, slowly."""
+    (`model.interactions`), weighed per task into a [B, 1] logit term. A user segment's taste for a category
+    is a product of two rows here, which the experts' ReLU layers only approximate from the concatenated
+    rows, slowly.
+
+    `interaction_weights: pair` weighs each pair's dot product; `dimension` weighs each coordinate of the
+    element-wise product (NCF's GMF), one bilinear form per task: with one shared dot product, a purchase
+    logit could only follow the click's reasons to like an item, scaled."""
     pairs = cfg.model.interactions
     if not pairs:
         return {}
-    dots = [keras.layers.Dot(axes=1, name=f"interaction_{a}_{b}")([parts[a], parts[b]]) for a, b in pairs]
-    products = dots[0] if len(dots) == 1 else keras.layers.Concatenate(name="interactions")(dots)
+    if cfg.model.interaction_weights == "dimension":
+        terms = [keras.layers.Multiply(name=f"interaction_{a}_{b}")([parts[a], parts[b]]) for a, b in pairs]
+    else:
+        terms = [keras.layers.Dot(axes=1, name=f"interaction_{a}_{b}")([parts[a], parts[b]]) for a, b in pairs]
+    products = terms[0] if len(terms) == 1 else keras.layers.Concatenate(name="interactions")(terms)
     return {t: keras.layers.Dense(1, name=f"interactions_{t}", kernel_initializer=keras.initializers.GlorotUniform(
                 weight_seed(cfg.model.seed, f"interactions_{t}")))(products) for t in task_names}

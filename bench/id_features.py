@@ -9,7 +9,8 @@ run does; only the TFX orchestration around them is left out, so a variant costs
 Variants, each on the same transformed rows:
   no ids          the default configuration's features
   ids             + user_id and item_id as hashed embeddings (dim 8), nothing else
-  + FM            + dot products of embedding pairs into the logits (`model.interactions`, DeepFM's term):
+  + FM            + dot products of embedding pairs into the logits (`model.interactions`, DeepFM's term,
+                  one weight per pair: the variants pin `interaction_weights: pair`, as measured):
                   segment·category, and with ids user·item
   + l2            + L2 on the looked-up rows (`features[].l2`)
   + bias          + a per-value bias per task (`features[].bias`: the wide, logistic-regression part)
@@ -66,21 +67,16 @@ TASTE = ["user_segment", "category"]  # a segment's taste for a category: the si
 USER_ITEM = ["user_id", "item_id"]
 
 
-def thresholded(min_count: int) -> List[config_lib.FeatureSpec]:
-    """The ids with `min_count`, under their own names (so one Transform computes every variant's columns)."""
-    return [dataclasses.replace(f, name=f"{f.name}_min{min_count}", column=f.name, min_count=min_count) for f in IDS]
-
-
 def variants(cfg: config_lib.Config, l2: List[float], min_counts: List[int] = ()) -> Dict[str, config_lib.Config]:
     def with_ids(interactions=(), ids=IDS, **kwargs) -> config_lib.Config:
         return cfg.replace(features=list(cfg.features) + [dataclasses.replace(f, **kwargs) for f in ids],
                            model=dataclasses.replace(cfg.model, interactions=[list(p) for p in interactions]))
 
-    def with_min_count(n: int, **kwargs) -> config_lib.Config:
-        ids = thresholded(n)
-        return with_ids((TASTE, [f.name for f in ids]), ids=ids, **kwargs)
-
     fm = (TASTE, USER_ITEM)
+
+    def with_min_count(n: int, **kwargs) -> config_lib.Config:  # Transform only hashes: the same columns
+        return with_ids(fm, min_count=n, **kwargs)
+
     return {**{f"ids + FM, min_count {n}": with_min_count(n) for n in min_counts},
             **{f"ids + FM + bias, min_count {n}": with_min_count(n, bias=True) for n in min_counts},
             **{f"ids + FM + bias, min_count {n}, ids out of the experts": with_min_count(n, bias=True, deep=False)
@@ -226,12 +222,12 @@ def main(argv=None) -> int:
 
     base = common.without_ids(config_lib.load())  # the variants add the ids themselves
     base = base.replace(model=dataclasses.replace(base.model, epochs=args.epochs, early_stopping_patience=args.patience,
-                                                  interactions=[]))  # each variant sets its own
+                                                  interactions=[],  # each variant sets its own
+                                                  interaction_weights="pair"))  # as the results were measured
     machine = common.machine()
     days = simulated_days(args.rows, args.train_days + 1, args.seed)
     train, test = _concat(days[:-1]), days[-1]
-    ids = variants(base, args.l2)["ids"]  # Transform once, with every variant's columns
-    everything = ids.replace(features=list(ids.features) + [f for n in args.min_count for f in thresholded(n)])
+    everything = variants(base, args.l2)["ids"]  # Transform once: every variant reads these columns
     with tempfile.TemporaryDirectory() as scratch:
         work = args.cache or scratch
         started = time.perf_counter()

@@ -393,6 +393,26 @@ def learning_rate(cfg: config_lib.Config, trainee: keras.Model, warm: bool) -> f
     return float(rate)
 
 
+def restore_warm(cfg: config_lib.Config, model: keras.Model, base_model: Optional[str], sizes: Dict[str, int],
+                 tf_transform_output: tft.TFTransformOutput) -> warm_start.WarmStart:
+    """The warm start from the model in production (components/warm_start.py). A production model with one
+    interaction weight per pair, under a configuration that now weighs each dimension, is carried across
+    as the per-dimension model that scores as it did: going cold there would also reset the ids' counts,
+    and the cold model would be refused against it (`max_drop`) on every day that followed."""
+    vocab = vocabularies(cfg, tf_transform_output) if cfg.model.warm_start and base_model else None
+    start = warm_start.restore(model, base_model, enabled=cfg.model.warm_start, vocabularies=vocab,
+                               build_twin=lambda old_sizes: builder.build(cfg, {**sizes, **old_sizes}).model)
+    if start.warm or not start.source or not cfg.model.warm_start or not cfg.model.interactions \
+            or cfg.model.interaction_weights != "dimension":
+        return start
+    pair = cfg.replace(model=dataclasses.replace(cfg.model, interaction_weights="pair"))
+    converted = warm_start.restore_converting(
+        model, base_model, older=lambda old_sizes: builder.build(pair, {**sizes, **old_sizes}).model,
+        convert=lambda target, value: layers.widen_pair_weights(cfg, target, value),
+        change="interaction weights per pair carried over as per dimension", vocabularies=vocab)
+    return converted if converted.warm else start
+
+
 def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
     from components import distribution  # kubeflow.distribution; the strategy must exist before other TF ops
 
@@ -411,10 +431,7 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
     logging.info("Training %s with %d parameters for %d epoch(s): %s", cfg.model.architecture, params,
                  cfg.model.epochs, param_counts)
     fresh = trainee.get_weights()
-    start = warm_start.restore(net.model, fn_args.base_model, enabled=cfg.model.warm_start,
-                               vocabularies=vocabularies(cfg, tf_transform_output)
-                               if cfg.model.warm_start and fn_args.base_model else None,
-                               build_twin=lambda old_sizes: builder.build(cfg, {**sizes, **old_sizes}).model)
+    start = restore_warm(cfg, net.model, fn_args.base_model, sizes, tf_transform_output)
     fit = fit_files(cfg, fn_args.train_files, start.warm)  # known only now: a warm run may fit on fewer days
     data = training_datasets(cfg, fn_args, tf_transform_output, fit)
     train_ds, eval_ds = data.train, data.validation

@@ -15,7 +15,9 @@ fresh row, and a category gone from today's vocabulary is dropped. Out-of-vocabu
 and keep their positions.
 
 All or nothing: if the architecture or any other shape changed, no half-restored model is trained;
-training starts cold and the reason is logged.
+training starts cold and the reason is logged. One change of form is carried across instead
+(`restore_converting`): a model with one interaction weight per pair becomes the per-dimension model
+that scores exactly as it did (components/trainer.py `restore_warm`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 from typing import Callable, Dict, List, Optional, Tuple
 
 import mtrank  # noqa: F401
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 from absl import logging
@@ -154,6 +157,37 @@ def restore(model: keras.Model, base_model_dir: Optional[str], enabled: bool = T
     return WarmStart(True, base_model_dir, "weights of the model in production" +
                      (f", rows remapped by category for {', '.join(sorted(changed))}" if changed else ""),
                      remapped)
+
+
+def restore_converting(model: keras.Model, base_model_dir: Optional[str],
+                       older: Callable[[Dict[str, int]], keras.Model],
+                       convert: Callable[[tf.Variable, np.ndarray], np.ndarray], change: str,
+                       vocabularies: Optional[Dict[str, Vocabulary]] = None) -> WarmStart:
+    """A warm start across a change of the model's form that keeps what it learned (a configuration change
+    that would otherwise start cold, reset the ids' counts, and be refused against the model in production
+    day after day). The model in production is read into `older(sizes)`, a model of its own form, as
+    `restore` reads it (rows by value), and each weight is copied into `model`, through `convert(target,
+    value)` where its shape differs. All or nothing, as `restore`."""
+    twin = older({})
+    start = restore(twin, base_model_dir, vocabularies=vocabularies, build_twin=older)
+    if not start.warm:
+        return start
+    before = _snapshot(model)
+    try:
+        if len(twin.weights) != len(model.weights):
+            raise ValueError(f"{len(twin.weights)} weights in the model in production, {len(model.weights)} now")
+        for source, target in zip(twin.weights, model.weights):
+            value = source.numpy()
+            target.assign(value if tuple(source.shape) == tuple(target.shape) else convert(target, value))
+    except (ValueError, tf.errors.OpError) as e:
+        for variable, value in zip(model.weights, before):
+            variable.assign(value)
+        reason = (f"the model in production {base_model_dir} does not fit this model even after {change}: "
+                  f"cold start. Detail: {str(e).splitlines()[0][:300]}")
+        logging.warning(reason)
+        return WarmStart(False, base_model_dir, reason)
+    logging.info("Warm start from the model in production %s after %s", base_model_dir, change)
+    return dataclasses.replace(start, reason=f"{start.reason}; {change}")
 
 
 def initial_loss(model: keras.Model, dataset: tf.data.Dataset, batches: int = 5) -> float:

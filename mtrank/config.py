@@ -178,7 +178,7 @@ class ModelSpec:
     # epochs, and the best epoch's weights are the ones exported. 0 = every epoch, the last one's weights.
     early_stopping_patience: int = 0
     early_stopping_monitor: str = "loss"  # loss (all tasks, as weighted in training) | a task's name (its own)
-    # Pairs of embedded features whose embeddings' dot product enters every task's logit (DeepFM's FM term),
+    # Pairs of embedded features whose embeddings' product enters every task's logit (DeepFM's FM term),
     # e.g. [[user_segment, category], [user_id, item_id]]; the two of a pair share an embedding_dim.
     interactions: List[List[str]] = dataclasses.field(default_factory=list)
     # How a task weighs an interaction: `pair`, one weight per pair on its dot product (DeepFM's FM term);

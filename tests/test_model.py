@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from mtrank.models import builder
+from mtrank.models import builder, layers
 
 
 def _batch(cfg, n=64, seed=0):
@@ -170,3 +170,30 @@ def test_per_dimension_interaction_weights_hold_the_dot_product_as_one_case(cfg)
     for name, values in want.items():
         np.testing.assert_allclose(got[name].numpy(), values.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
     assert any(not np.allclose(different[k], want[k].numpy(), atol=1e-6) for k in want)  # the weights mattered
+
+
+@pytest.mark.integration
+def test_each_task_weighs_each_coordinate_of_a_pairs_product_on_its_own(cfg):
+    """With one coordinate's weight 1 and every other 0, a task's interaction term is that coordinate of
+    the two rows' element-wise product: u[:, j] · v[:, j], for ids that have their own rows."""
+    dimension = cfg.replace(model=dataclasses.replace(cfg.model, interaction_weights="dimension"))
+    cards = builder.default_cardinalities(dimension)
+    net = builder.build(dimension, cards)
+    for f in dimension.features:  # every id admitted: each looks up its own row
+        if layers.admits(f):
+            net.model.get_layer(layers.admission_layer_name(f)).counts.assign(np.full([cards[f.name]], f.min_count))
+    x, _, _ = _batch(dimension, n=128, seed=6)
+    by_name = {f.name: f for f in dimension.features}
+    offset = 0
+    for a, b in dimension.model.interactions:
+        width = by_name[a].embedding_dim
+        u = net.model.get_layer(layers.embedding_layer_name(by_name[a])).embeddings.numpy()[x[by_name[a].transformed_name]]
+        v = net.model.get_layer(layers.embedding_layer_name(by_name[b])).embeddings.numpy()[x[by_name[b].transformed_name]]
+        for j in (0, width - 1):
+            dense = net.model.get_layer("interactions_purchase")
+            kernel = np.zeros(dense.kernel.shape, np.float32)
+            kernel[offset + j] = 1.0
+            dense.set_weights([kernel, np.zeros([1], np.float32)])
+            term = keras.Model(net.model.input, dense.output)(x).numpy().ravel()
+            np.testing.assert_allclose(term, u[:, j] * v[:, j], rtol=1e-5, atol=1e-7, err_msg=f"{a}·{b}[{j}]")
+        offset += width

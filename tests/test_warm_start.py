@@ -45,6 +45,14 @@ def cfg(cfg):  # overrides the session fixture, reading it
                                  for f in cfg.features])
 
 
+def _far_from_fresh(model):
+    """Weights far from any fresh draw, so a restored value is unmistakable."""
+    for variable in model.weights:
+        value = np.random.default_rng(3).normal(size=variable.shape)
+        # the ids' admission counts (layers.IdAdmission) are integers: they are restored like any weight
+        variable.assign((100 * np.abs(value)).astype(np.int64) if variable.dtype.is_integer else value.astype("float32"))
+
+
 @pytest.fixture(scope="module")
 def days(cfg, tmp_path_factory):
     schema = io_utils.parse_pbtxt_file(cfg.resolve_path(cfg.data.schema), schema_pb2.Schema())
@@ -52,10 +60,7 @@ def days(cfg, tmp_path_factory):
     one = transform_support.analyze_rows(cfg, schema, _rows(DAY_ONE, 1), str(root / "transform_one"))
     two, two_rows, _ = transform_in_memory.analyze_and_transform(cfg, schema, _rows(DAY_TWO, 2), str(root / "transform_two"))
     net = builder.build(cfg, trainer.cardinalities(cfg, one))
-    for variable in net.model.weights:  # far from any fresh draw, so a restored value is unmistakable
-        value = np.random.default_rng(3).normal(size=variable.shape)
-        # the ids' admission counts (layers.IdAdmission) are integers: they are restored like any weight
-        variable.assign((100 * np.abs(value)).astype(np.int64) if variable.dtype.is_integer else value.astype("float32"))
+    _far_from_fresh(net.model)
     served = str(root / "served")
     net.model.save(served, save_format="tf", signatures=trainer.serving_signatures(cfg, net.model, one))
     return {"one": one, "two": two, "two_rows": two_rows, "saved": net.model, "served": served}
@@ -152,3 +157,33 @@ def test_a_model_whose_shape_changed_starts_cold_and_untouched(cfg, days):
     assert not start.warm and "does not fit" in start.reason
     for value, variable in zip(fresh, net.model.weights):
         np.testing.assert_array_equal(variable.numpy(), value)
+
+
+def test_a_model_in_production_with_weights_per_pair_warm_starts_the_per_dimension_model_scoring_as_it(
+        cfg, days, tmp_path):
+    """Switching `interaction_weights` from pair to dimension keeps what the chain learned (a cold start
+    would reset the ids' counts and be refused against the model in production day after day): the
+    per-dimension model starts from the production model and scores today's rows as that model does."""
+    pair = cfg.replace(model=dataclasses.replace(cfg.model, interaction_weights="pair"))
+    dimension = cfg.replace(model=dataclasses.replace(cfg.model, interaction_weights="dimension"))
+    production = builder.build(pair, trainer.cardinalities(pair, days["one"]))
+    _far_from_fresh(production.model)
+    served = str(tmp_path / "pair")
+    production.model.save(served, save_format="tf", signatures=trainer.serving_signatures(pair, production.model,
+                                                                                            days["one"]))
+    sizes = trainer.cardinalities(cfg, days["two"])
+    as_pair, as_dimension = builder.build(pair, sizes).model, builder.build(dimension, sizes).model
+    assert trainer.restore_warm(pair, as_pair, served, sizes, days["two"]).warm
+    start = trainer.restore_warm(dimension, as_dimension, served, sizes, days["two"])
+    assert start.warm and "carried over as per dimension" in start.reason, start.reason
+    assert start.remapped["category"]["moved"] == 3  # rows still follow their category
+    rows = transform_in_memory.arrays_of(days["two_rows"])
+    x = {f.transformed_name: tf.constant(rows[f.transformed_name]) for f in cfg.features}
+    want, got = as_pair(x), as_dimension(x)
+    for name in want:
+        np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+    fresh = builder.build(dimension, sizes).model(x)["click"].numpy()
+    assert not np.allclose(fresh, want["click"].numpy(), atol=1e-3)  # a cold model would have scored otherwise
+    ids = [f.name for f in cfg.features if f.kind == "id"]
+    assert any(as_dimension.get_layer(layers.admission_layer_name(f)).admitted() for f in cfg.features
+               if f.name in ids)  # the ids' counts came along

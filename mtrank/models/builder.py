@@ -103,7 +103,7 @@ def build(cfg: config_lib.Config, cardinalities: Dict[str, int]) -> MultiTaskMod
         for t in cfg.tasks
     }
     # Beside the deep part, terms added straight into a task's logit: per-value biases (the wide part) and
-    # the configured embedding dot products (the factorisation-machine part).
+    # the configured embedding products (the factorisation-machine part, `model.interaction_weights`).
     for kind, terms in (("biases", layers.value_biases(cfg, looked_up, cardinalities, task_names)),
                         ("interactions", layers.pair_interactions(cfg, parts, task_names))):
         for task, term in terms.items():

@@ -11,6 +11,7 @@ import zlib
 from typing import Dict, List, Sequence, Tuple
 
 import mtrank  # noqa: F401
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -233,7 +234,7 @@ class IdAdmission(keras.layers.Layer):
     those rows again every day: on 100,000 rows a day, a user's 40 impressions in a 2-day window stayed
     under 50 for ever.) The same idea as the count filter of ByteDance's Monolith (Liu et al., 2022), on a
     hashed table. Written here because neither Keras nor tf.Transform keeps a count that survives a warm
-    start; `Trainer` adds each run's counts before it fits (`add_counts`).
+    start; `Trainer` adds each run's counts before it fits (`add_admission_counts`).
 
     The counts are training exposures, not distinct impressions: a warm run that fits its whole window
     (`warm_start_days: 0`, a 2-day window) counts each day in two runs, so in such a chain `min_count: 50`
@@ -252,13 +253,13 @@ class IdAdmission(keras.layers.Layer):
         seen = tf.gather(self.counts, rows) >= self.min_count
         return tf.where(seen, rows, tf.zeros_like(rows))
 
-    def add_counts(self, rows) -> None:
-        """Adds the impressions of one run's training rows (a 1-D array of row numbers)."""
-        self.counts.assign_add(tf.math.bincount(tf.cast(rows, tf.int32), minlength=self.num_rows,
-                                                maxlength=self.num_rows, dtype=tf.int64))
+    def add_counts(self, counts: tf.Tensor) -> None:
+        """Adds one run's impressions per row (a [num_rows] int64 vector: `add_admission_counts`)."""
+        self.counts.assign_add(counts)
 
     def admitted(self) -> int:
-        return int(tf.reduce_sum(tf.cast(self.counts >= self.min_count, tf.int64)))
+        """Ids on a row of their own (row 0 is shared, however often it was counted)."""
+        return int(tf.reduce_sum(tf.cast(self.counts[1:] >= self.min_count, tf.int64)))
 
     def get_config(self):
         return {**super().get_config(), "num_rows": self.num_rows, "min_count": self.min_count}
@@ -278,22 +279,22 @@ def admit_ids(cfg: config_lib.Config, inputs: Dict[str, tf.Tensor],
 def add_admission_counts(cfg: config_lib.Config, model: keras.Model, dataset: tf.data.Dataset) -> Dict[str, Dict]:
     """Counts the rows of every admitted feature in one pass over `dataset` (the batches a run fits on:
     (features, labels[, weights])) into the model's admission layers; returns, per feature, the rows now
-    admitted and the share of this run's impressions that reach their own row."""
-    admitted = [f for f in cfg.features if admits(f)]
-    if not admitted:
+    admitted and the share of this run's impressions that reach their own row. Batch by batch into one
+    vector per table: memory grows with the table, not with the run's rows."""
+    admission = {f.name: model.get_layer(admission_layer_name(f)) for f in cfg.features if admits(f)}
+    if not admission:
         return {}
-    rows = {f.name: [] for f in admitted}
+    columns = {f.name: f.transformed_name for f in cfg.features if f.name in admission}
+    run = {name: np.zeros([layer.num_rows], np.int64) for name, layer in admission.items()}
     for batch in dataset:
-        for f in admitted:
-            rows[f.name].append(tf.reshape(batch[0][f.transformed_name], [-1]))
+        for name, column in columns.items():  # O(batch) per batch: np.add.at, not a table-sized bincount
+            np.add.at(run[name], np.asarray(batch[0][column]).ravel(), 1)
     out = {}
-    for f in admitted:
-        layer = model.get_layer(admission_layer_name(f))
-        seen = tf.concat(rows[f.name], 0)
-        layer.add_counts(seen)
-        own = layer(seen)
-        out[f.name] = {"admitted_rows": layer.admitted(), "rows": layer.num_rows, "min_count": layer.min_count,
-                       "impressions_on_own_row": round(float(tf.reduce_mean(tf.cast(own == seen, tf.float32))), 4)}
+    for name, layer in admission.items():
+        layer.add_counts(tf.constant(run[name]))
+        own = (layer.counts.numpy() >= layer.min_count) & (np.arange(layer.num_rows) > 0)  # row 0 is shared
+        out[name] = {"admitted_rows": layer.admitted(), "rows": layer.num_rows, "min_count": layer.min_count,
+                     "impressions_on_own_row": round(float(run[name][own].sum() / max(run[name].sum(), 1)), 4)}
     return out
 
 
@@ -362,6 +363,17 @@ def shared_input(cfg: config_lib.Config, parts: Dict[str, tf.Tensor]) -> tf.Tens
     `deep: false` stay out: only their bias and interactions read them)."""
     values = [parts[f.name] for f in cfg.features if f.deep]
     return keras.layers.Concatenate(name="shared_input")(values) if len(values) > 1 else values[0]
+
+
+def widen_pair_weights(cfg: config_lib.Config, target: tf.Variable, value: np.ndarray) -> np.ndarray:
+    """An `interaction_weights: pair` kernel ([pairs, 1]) as the `dimension` kernel ([sum of the pairs'
+    widths, 1]) of the same logit: each pair's weight on every coordinate of its element-wise product
+    (a dot product is their sum). What a warm start across that change copies (components/trainer.py)."""
+    dims = {f.name: f.embedding_dim for f in cfg.features if f.is_embedded}
+    widths = [dims[a] for a, _ in cfg.model.interactions]
+    if value.shape != (len(widths), 1) or tuple(target.shape) != (sum(widths), 1):
+        raise ValueError(f"weight {target.name}: {value.shape} in production, {tuple(target.shape)} now")
+    return np.repeat(value, widths, axis=0)
 
 
 def pair_interactions(cfg: config_lib.Config, parts: Dict[str, tf.Tensor],

@@ -406,11 +406,13 @@ def restore_warm(cfg: config_lib.Config, model: keras.Model, base_model: Optiona
             or cfg.model.interaction_weights != "dimension":
         return start
     pair = cfg.replace(model=dataclasses.replace(cfg.model, interaction_weights="pair"))
-    converted = warm_start.restore_converting(
-        model, base_model, older=lambda old_sizes: builder.build(pair, {**sizes, **old_sizes}).model,
-        convert=lambda target, value: layers.widen_pair_weights(cfg, target, value),
-        change="interaction weights per pair carried over as per dimension", vocabularies=vocab)
-    return converted if converted.warm else start
+    converted = warm_start.restore(model, base_model, vocabularies=vocab,
+                                   build_twin=lambda old_sizes: builder.build(pair, {**sizes, **old_sizes}).model,
+                                   convert=lambda target, value: layers.widen_pair_weights(cfg, target, value))
+    if not converted.warm:
+        return start
+    return dataclasses.replace(converted, reason=f"{converted.reason}; interaction weights per pair carried over "
+                                                 "as per dimension")
 
 
 def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:

@@ -15,9 +15,9 @@ fresh row, and a category gone from today's vocabulary is dropped. Out-of-vocabu
 and keep their positions.
 
 All or nothing: if the architecture or any other shape changed, no half-restored model is trained;
-training starts cold and the reason is logged. One change of form is carried across instead
-(`restore_converting`): a model with one interaction weight per pair becomes the per-dimension model
-that scores exactly as it did (components/trainer.py `restore_warm`).
+training starts cold and the reason is logged. A change of form is carried across instead
+where `convert` says how (`restore(convert=...)`): a model with one interaction weight per pair becomes the
+per-dimension model that scores exactly as it did (components/trainer.py `restore_warm`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 from absl import logging
+
+
+Convert = Callable[[tf.Variable, np.ndarray], np.ndarray]  # (today's weight, the old value) -> today's value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,18 +91,22 @@ def _oov(n: int) -> List[bytes]:
 
 
 def _copy_remapped(twin: keras.Model, model: keras.Model, old: Dict[str, List[bytes]],
-                   vocabularies: Dict[str, Vocabulary]) -> None:
-    """Every weight of `twin` (the old model, read with its own table sizes) into `model`; the tables of
-    the features in `old` remapped by token to today's vocabularies."""
+                   vocabularies: Dict[str, Vocabulary], convert: Optional[Convert] = None) -> None:
+    """Every weight of `twin` (the old model, read with its own table sizes and form) into `model`; the
+    tables of the features in `old` remapped by token to today's vocabularies; a weight of another shape
+    through `convert`, when given."""
     tables = {model.get_layer(layer).embeddings.ref(): name for name in old for layer in vocabularies[name].layers}
     if len(twin.weights) != len(model.weights):
         raise ValueError(f"{len(twin.weights)} weights in the model in production, {len(model.weights)} now")
     for source, target in zip(twin.weights, model.weights):
         name = tables.get(target.ref())
         if name is None:
-            if source.shape != target.shape:
+            if source.shape == target.shape:
+                target.assign(source)
+            elif convert is not None:
+                target.assign(convert(target, source.numpy()))
+            else:
                 raise ValueError(f"weight {target.name}: {source.shape} in production, {target.shape} now")
-            target.assign(source)
             continue
         oov = _oov(vocabularies[name].num_oov_buckets)
         target.assign(keras.utils.warmstart_embedding_matrix(
@@ -110,12 +117,15 @@ def _copy_remapped(twin: keras.Model, model: keras.Model, old: Dict[str, List[by
 
 def restore(model: keras.Model, base_model_dir: Optional[str], enabled: bool = True,
             vocabularies: Optional[Dict[str, Vocabulary]] = None,
-            build_twin: Optional[Callable[[Dict[str, int]], keras.Model]] = None) -> WarmStart:
+            build_twin: Optional[Callable[[Dict[str, int]], keras.Model]] = None,
+            convert: Optional[Convert] = None) -> WarmStart:
     """Loads `base_model_dir`'s weights into `model` when every weight matches; otherwise leaves it cold.
 
     `vocabularies`: today's vocabulary per embedded categorical feature; `build_twin(sizes)`: a model of
     this architecture with those features' tables at the given sizes, which reads the old weights when a
-    vocabulary changed (module docstring)."""
+    vocabulary changed (module docstring). `convert(target, value)`: a change of form carried across (the
+    twin is then built in the old form and always reads the old weights; a weight whose shape differs goes
+    through it)."""
     if not enabled:
         return WarmStart(False, base_model_dir, "warm start is switched off in the configuration")
     if not base_model_dir or not tf.io.gfile.exists(os.path.join(base_model_dir, "saved_model.pb")):
@@ -136,7 +146,7 @@ def restore(model: keras.Model, base_model_dir: Optional[str], enabled: bool = T
     changed = {name: tokens for name, tokens in old.items() if tokens != vocabularies[name].tokens}
     before = _snapshot(model)
     try:
-        if not changed:
+        if not changed and convert is None:
             _load(model, prefix)
         elif build_twin is None:
             raise ValueError(f"the vocabularies of {sorted(changed)} changed and no twin model can read the old ones")
@@ -144,7 +154,7 @@ def restore(model: keras.Model, base_model_dir: Optional[str], enabled: bool = T
             twin = build_twin({name: len(tokens) + vocabularies[name].num_oov_buckets
                                for name, tokens in changed.items()})
             _load(twin, prefix)
-            _copy_remapped(twin, model, changed, vocabularies)
+            _copy_remapped(twin, model, changed, vocabularies, convert)
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         for variable, value in zip(model.weights, before):  # never train a half-restored model
             variable.assign(value)
@@ -157,37 +167,6 @@ def restore(model: keras.Model, base_model_dir: Optional[str], enabled: bool = T
     return WarmStart(True, base_model_dir, "weights of the model in production" +
                      (f", rows remapped by category for {', '.join(sorted(changed))}" if changed else ""),
                      remapped)
-
-
-def restore_converting(model: keras.Model, base_model_dir: Optional[str],
-                       older: Callable[[Dict[str, int]], keras.Model],
-                       convert: Callable[[tf.Variable, np.ndarray], np.ndarray], change: str,
-                       vocabularies: Optional[Dict[str, Vocabulary]] = None) -> WarmStart:
-    """A warm start across a change of the model's form that keeps what it learned (a configuration change
-    that would otherwise start cold, reset the ids' counts, and be refused against the model in production
-    day after day). The model in production is read into `older(sizes)`, a model of its own form, as
-    `restore` reads it (rows by value), and each weight is copied into `model`, through `convert(target,
-    value)` where its shape differs. All or nothing, as `restore`."""
-    twin = older({})
-    start = restore(twin, base_model_dir, vocabularies=vocabularies, build_twin=older)
-    if not start.warm:
-        return start
-    before = _snapshot(model)
-    try:
-        if len(twin.weights) != len(model.weights):
-            raise ValueError(f"{len(twin.weights)} weights in the model in production, {len(model.weights)} now")
-        for source, target in zip(twin.weights, model.weights):
-            value = source.numpy()
-            target.assign(value if tuple(source.shape) == tuple(target.shape) else convert(target, value))
-    except (ValueError, tf.errors.OpError) as e:
-        for variable, value in zip(model.weights, before):
-            variable.assign(value)
-        reason = (f"the model in production {base_model_dir} does not fit this model even after {change}: "
-                  f"cold start. Detail: {str(e).splitlines()[0][:300]}")
-        logging.warning(reason)
-        return WarmStart(False, base_model_dir, reason)
-    logging.info("Warm start from the model in production %s after %s", base_model_dir, change)
-    return dataclasses.replace(start, reason=f"{start.reason}; {change}")
 
 
 def initial_loss(model: keras.Model, dataset: tf.data.Dataset, batches: int = 5) -> float:

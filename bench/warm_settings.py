@@ -41,8 +41,13 @@ from mtrank import config as config_lib  # noqa: E402
 # (0 = all), Adam's rate (None = model.learning_rate, the cold runs' 0.01), epochs at most (early stopping
 # on). `baseline`: the cold rate, the whole window (the configuration's settings before warm_start_learning_rate;
 # a chain run with them is reproduced by its replay). The cold first day is the same in every replay.
-def _warm(days: int = 0, rate: Optional[float] = None, epochs: int = 2) -> Dict:
-    return {"warm_start_days": days, "warm_start_learning_rate": rate, "warm_start_epochs": epochs}
+# Since warm_start_optimizer and warm_start_decay exist, also whether a warm run continues the optimizer of the
+# model it starts from and how its rate shrinks with the chain's age (the settings before them: a fresh Adam
+# every run, the same rate every day).
+def _warm(days: int = 0, rate: Optional[float] = None, epochs: int = 2, optimizer: bool = False,
+          decay: float = 0.0) -> Dict:
+    return {"warm_start_days": days, "warm_start_learning_rate": rate, "warm_start_epochs": epochs,
+            "warm_start_optimizer": optimizer, "warm_start_decay": decay}
 
 
 SETTINGS = {
@@ -52,6 +57,8 @@ SETTINGS = {
     "newest day, warm lr 0.003": _warm(days=1, rate=0.003),
     "warm lr 0.001": _warm(rate=0.001),
     "warm lr 0.003, 1 epoch": _warm(rate=0.003, epochs=1),
+    "warm lr 0.003, Adam carried": _warm(rate=0.003, optimizer=True),
+    "warm lr 0.003, Adam carried, decay 0.5": _warm(rate=0.003, optimizer=True, decay=0.5),
 }
 
 

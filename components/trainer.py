@@ -384,11 +384,15 @@ def compile_for_training(cfg: config_lib.Config, net: builder.MultiTaskModel) ->
     return trainee
 
 
-def learning_rate(cfg: config_lib.Config, trainee: keras.Model, warm: bool) -> float:
+def learning_rate(cfg: config_lib.Config, trainee: keras.Model, warm: bool, warm_runs: int = 0) -> float:
     """Sets and returns this run's rate: `model.warm_start_learning_rate` on a warm start when given,
-    else `model.learning_rate` (what `compile_for_training` built the optimizer with)."""
+    else `model.learning_rate` (what `compile_for_training` built the optimizer with); on a warm start
+    shrunk by the chain's age, `warm_runs` runs behind the model it starts from (`model.warm_start_decay`)."""
     m = cfg.model
     rate = m.warm_start_learning_rate if warm and m.warm_start_learning_rate else m.learning_rate
+    if warm and m.warm_start_decay:
+        window = max(1, cfg.data.train_days)
+        rate *= (window / (window + warm_runs)) ** m.warm_start_decay
     keras.backend.set_value(trainee.optimizer.learning_rate, rate)
     return float(rate)
 
@@ -434,6 +438,10 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
                  cfg.model.epochs, param_counts)
     fresh = trainee.get_weights()
     start = restore_warm(cfg, net.model, fn_args.base_model, sizes, tf_transform_output)
+    with strategy_scope:  # the optimizer's slots are built here, beside the weights they follow
+        moments = warm_start.restore_moments(trainee, net.model, start, vocabularies(cfg, tf_transform_output)
+                                             if start.warm else None, enabled=cfg.model.warm_start_optimizer)
+    logging.info("Optimizer: %s", moments.reason)
     fit = fit_files(cfg, fn_args.train_files, start.warm)  # known only now: a warm run may fit on fewer days
     data = training_datasets(cfg, fn_args, tf_transform_output, fit)
     train_ds, eval_ds = data.train, data.validation
@@ -442,7 +450,7 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
     if admission:
         logging.info("Ids admitted to their own rows: %s", admission)
     epochs = cfg.model.warm_start_epochs if start.warm else cfg.model.epochs
-    rate = learning_rate(cfg, trainee, start.warm)
+    rate = learning_rate(cfg, trainee, start.warm, moments.warm_runs)
     loss_before_training = warm_start.initial_loss(trainee, eval_ds)
     cold_loss = loss_before_training
     if start.warm:  # the same batches with the fresh weights, then the restored ones back
@@ -469,6 +477,8 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
     signatures = serving_signatures(cfg, net.model, tf_transform_output, bounds, fusion)
     net.model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures)
     fusion_lib.write_served(fusion, fn_args.serving_model_dir)
+    warm_start.save_moments(net.model, trainee.optimizer, fn_args.serving_model_dir,
+                            warm_runs=moments.warm_runs + 1 if start.warm else 0)
     warmup.write_warmup_requests(fn_args.serving_model_dir, cfg)  # replayed by TF Serving before first traffic
 
     summary = {
@@ -482,6 +492,7 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
         "epochs_run": len(next(iter(history.history.values()), [])),
         "early_stopping": stopped,
         "warm_start": start.as_dict(),
+        "optimizer_start": moments.as_dict(),
         "id_admission": admission,
         "loss_before_training": loss_before_training,
         "loss_with_fresh_weights": cold_loss,

@@ -14,6 +14,11 @@ read into a twin with yesterday's table sizes and each table is remapped by toke
 fresh row, and a category gone from today's vocabulary is dropped. Out-of-vocabulary buckets are hashed
 and keep their positions.
 
+The optimizer's state comes along (`save_moments`, `restore_moments`): Adam's moments per weight, remapped
+by token like the rows, its step count, and how many warm runs the model has behind it. A fresh Adam
+takes full-size first steps on every row it touches and forgets which rows were settled; in the daily
+chain that made the newest days wash out what older ones taught (bench/results/learning_curve.md).
+
 All or nothing: if the architecture or any other shape changed, no half-restored model is trained;
 training starts cold and the reason is logged. A change of form is carried across instead
 where `convert` says how (`restore(convert=...)`): a model with one interaction weight per pair becomes the
@@ -23,6 +28,7 @@ per-dimension model that scores exactly as it did (components/trainer.py `restor
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -31,6 +37,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 from absl import logging
+
+from mtrank.export_contract import OPTIMIZER_STATE_FILE
 
 
 Convert = Callable[[tf.Variable, np.ndarray], np.ndarray]  # (today's weight, the old value) -> today's value
@@ -44,9 +52,11 @@ class WarmStart:
     # feature -> {"kept": categories restored to their own row, "moved": of those, rows that changed
     # position, "new": categories with a fresh row, "dropped": yesterday's categories gone today}
     remapped: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
+    # yesterday's vocabulary of each feature whose order changed: how the optimizer's moments are remapped
+    old_vocabularies: Dict[str, List[bytes]] = dataclasses.field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "old_vocabularies"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,12 +100,26 @@ def _oov(n: int) -> List[bytes]:
     return [b"\x00oov-bucket-%d" % i for i in range(n)]
 
 
+def _remap_rows(old_rows: np.ndarray, old: List[bytes], vocabulary: Vocabulary, fresh: np.ndarray) -> np.ndarray:
+    """A table's rows moved from yesterday's vocabulary order to today's by token (Keras's own
+    `warmstart_embedding_matrix`); a category new today keeps its row of `fresh`."""
+    oov = _oov(vocabulary.num_oov_buckets)
+    return keras.utils.warmstart_embedding_matrix(
+        base_vocabulary=old + oov, new_vocabulary=vocabulary.tokens + oov, base_embeddings=old_rows,
+        new_embeddings_initializer=keras.initializers.Constant(fresh)).numpy()
+
+
+def _tables(model: keras.Model, features, vocabularies: Dict[str, Vocabulary]) -> Dict[object, str]:
+    """The model's tables with one row per value of the given features: variable ref -> feature."""
+    return {model.get_layer(layer).embeddings.ref(): name for name in features for layer in vocabularies[name].layers}
+
+
 def _copy_remapped(twin: keras.Model, model: keras.Model, old: Dict[str, List[bytes]],
                    vocabularies: Dict[str, Vocabulary], convert: Optional[Convert] = None) -> None:
     """Every weight of `twin` (the old model, read with its own table sizes and form) into `model`; the
     tables of the features in `old` remapped by token to today's vocabularies; a weight of another shape
     through `convert`, when given."""
-    tables = {model.get_layer(layer).embeddings.ref(): name for name in old for layer in vocabularies[name].layers}
+    tables = _tables(model, old, vocabularies)
     if len(twin.weights) != len(model.weights):
         raise ValueError(f"{len(twin.weights)} weights in the model in production, {len(model.weights)} now")
     for source, target in zip(twin.weights, model.weights):
@@ -108,11 +132,7 @@ def _copy_remapped(twin: keras.Model, model: keras.Model, old: Dict[str, List[by
             else:
                 raise ValueError(f"weight {target.name}: {source.shape} in production, {target.shape} now")
             continue
-        oov = _oov(vocabularies[name].num_oov_buckets)
-        target.assign(keras.utils.warmstart_embedding_matrix(
-            base_vocabulary=old[name] + oov, new_vocabulary=vocabularies[name].tokens + oov,
-            base_embeddings=source.numpy(),
-            new_embeddings_initializer=keras.initializers.Constant(target.numpy())))  # new: the fresh row
+        target.assign(_remap_rows(source.numpy(), old[name], vocabularies[name], target.numpy()))
 
 
 def restore(model: keras.Model, base_model_dir: Optional[str], enabled: bool = True,
@@ -166,7 +186,85 @@ def restore(model: keras.Model, base_model_dir: Optional[str], enabled: bool = T
     logging.info("Warm start from the model in production %s; rows by category: %s", base_model_dir, remapped)
     return WarmStart(True, base_model_dir, "weights of the model in production" +
                      (f", rows remapped by category for {', '.join(sorted(changed))}" if changed else ""),
-                     remapped)
+                     remapped, old_vocabularies=changed)
+
+
+def _moments(optimizer: keras.optimizers.Optimizer, variable: tf.Variable) -> Tuple[tf.Variable, tf.Variable]:
+    """Adam's first and second moment of one weight. tf_keras's optimizer offers no public accessor for its
+    slots (`get_slot` is the legacy optimizer's), so this reads the index it keeps; one place to change."""
+    index = optimizer._index_dict[optimizer._var_key(variable)]
+    return optimizer._momentums[index], optimizer._velocities[index]
+
+
+def save_moments(model: keras.Model, optimizer: keras.optimizers.Optimizer, model_dir: str, warm_runs: int) -> str:
+    """Writes the optimizer's state for every trainable weight of `model` (the serving model: what a warm
+    start restores) into the export's assets.extra, with the step count and the warm runs behind it."""
+    arrays = {"iterations": np.int64(optimizer.iterations.numpy()), "warm_runs": np.int64(warm_runs)}
+    # By position, as the weights themselves are matched (`_copy_remapped`): Keras numbers unnamed layers
+    # per process (dense_9 in one run is dense_18 in the next), so names do not identify a weight.
+    for i, variable in enumerate(model.trainable_weights):
+        m, v = _moments(optimizer, variable)
+        arrays[f"m{i}"], arrays[f"v{i}"] = m.numpy(), v.numpy()
+    path = os.path.join(model_dir, OPTIMIZER_STATE_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    buffer = io.BytesIO()  # zipfile seeks and reads back; a GFile (gs://, say) only streams
+    np.savez(buffer, **arrays)
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(buffer.getvalue())
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerStart:
+    restored: bool
+    warm_runs: int  # warm runs behind the model in production (0: none recorded)
+    iterations: int
+    reason: str
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def restore_moments(trainee: keras.Model, model: keras.Model, start: WarmStart,
+                    vocabularies: Optional[Dict[str, Vocabulary]] = None, enabled: bool = True) -> OptimizerStart:
+    """Builds `trainee`'s optimizer and fills it with the state saved beside the model a warm start read:
+    each weight's moments (tables remapped by token as their rows were; a weight of another shape, or one
+    the old model did not have, starts at zero) and the step count. An export without the file (older
+    ones), or `enabled` false, gives a fresh optimizer; the weights stay warm either way, and the warm runs
+    behind the model are read whenever they were written."""
+    optimizer = trainee.optimizer
+    path = os.path.join(start.source or "", OPTIMIZER_STATE_FILE)
+    if not start.warm or not tf.io.gfile.exists(path):
+        return OptimizerStart(False, 0, 0, "cold start" if not start.warm else f"no optimizer state in {path}: "
+                              "a fresh Adam")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        saved = dict(np.load(io.BytesIO(f.read())))
+    warm_runs = int(saved["warm_runs"])
+    if not enabled:
+        return OptimizerStart(False, warm_runs, 0, "a fresh Adam (model.warm_start_optimizer is off)")
+    weights = sum(key.startswith("m") for key in saved)
+    if weights != len(model.trainable_weights):
+        return OptimizerStart(False, warm_runs, 0, f"the optimizer state in {path} holds {weights} weights, the model "
+                              f"{len(model.trainable_weights)}: a fresh Adam")
+    optimizer.build(trainee.trainable_variables)
+    tables = _tables(model, start.old_vocabularies, vocabularies or {})
+    carried = 0
+    for i, variable in enumerate(model.trainable_weights):
+        for slot, kind in zip(_moments(optimizer, variable), ("m", "v")):
+            old = saved.get(f"{kind}{i}")
+            name = tables.get(variable.ref())
+            if old is not None and name is not None:
+                slot.assign(_remap_rows(old, start.old_vocabularies[name], vocabularies[name],
+                                        np.zeros(slot.shape, slot.dtype.as_numpy_dtype)))
+            elif old is not None and tuple(old.shape) == tuple(slot.shape):
+                slot.assign(old)
+            else:  # a weight of another form (`restore(convert=...)`) or one the old model lacked: zero
+                continue
+            carried += kind == "m"
+    optimizer.iterations.assign(int(saved["iterations"]))
+    return OptimizerStart(True, warm_runs, int(saved["iterations"]),
+                          f"Adam's moments of {carried} of {len(model.trainable_weights)} weights and its "
+                          f"{int(saved['iterations'])} steps; {warm_runs} warm run(s) behind the model")
 
 
 def initial_loss(model: keras.Model, dataset: tf.data.Dataset, batches: int = 5) -> float:

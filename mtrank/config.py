@@ -173,6 +173,14 @@ class ModelSpec:
     # search keep the held-out requests of the whole window, which no run ever trains on.
     warm_start_days: int = 0
     warm_start_learning_rate: Optional[float] = None  # a warm run's Adam rate; None = learning_rate
+    # A warm run's rate shrinks with the chain's age: rate × (w / (w + n)) ** warm_start_decay, w the window's
+    # days (data.train_days), n the warm runs the model in production has behind it. In a stationary world
+    # each new window is a shrinking share of what the chain has learned from, so a constant rate lets the
+    # newest days wash out the older ones (bench/results/learning_curve.md). 0 = the same rate every day.
+    warm_start_decay: float = 0.0
+    # A warm run continues the optimizer of the model it starts from (Adam's moments, remapped by token as the
+    # rows are, and its step count: components/warm_start.py); false gives every run a fresh Adam.
+    warm_start_optimizer: bool = True
     # Early stopping on the requests held out of the training window (ranking.validation_fraction; never
     # the evaluated day): training stops once the monitored validation loss has not improved for this many
     # epochs, and the best epoch's weights are the ones exported. 0 = every epoch, the last one's weights.
@@ -594,6 +602,9 @@ def _validate_model(cfg: Config) -> None:
         raise ConfigError(f"{src}: model.warm_start_days must be >= 0 (0 = the whole window)")
     if m.warm_start_learning_rate is not None and m.warm_start_learning_rate <= 0:
         raise ConfigError(f"{src}: model.warm_start_learning_rate must be > 0 (or left out: model.learning_rate)")
+    if not 0.0 <= m.warm_start_decay <= 2.0:
+        raise ConfigError(f"{src}: model.warm_start_decay must lie in [0, 2] (0 = the same rate every warm day, "
+                          f"0.5 = the square root of the chain's age); got {m.warm_start_decay}")
     if m.early_stopping_patience < 0:
         raise ConfigError(f"{src}: model.early_stopping_patience must be >= 0 (0 = off)")
     if m.early_stopping_monitor != "loss" and m.early_stopping_monitor not in {t.name for t in cfg.tasks}:

@@ -50,4 +50,7 @@ def raw_copy_name(column: str) -> str:
 FUSION_FILE = "fusion.json"  # the fusion weights served (assets.extra) and how they were chosen (run folder)
 SUMMARY_FILE = "training_summary.json"  # the Trainer's run folder: epochs, best epoch, warm start
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")  # TF Serving replays it on load
+# Adam's moments and step count, and the warm runs behind the model: what the next warm start continues
+# (components/warm_start.py). In assets.extra, which TF Serving never loads.
+OPTIMIZER_STATE_FILE = os.path.join("assets.extra", "optimizer_state.npz")
 COMPLETE_MARKER = "saved_model.pb"  # written last by the Pusher (a rename locally, the last copy on gs://)

@@ -233,6 +233,9 @@ def training_section(summary: dict) -> List[str]:
             lines += [f"| {name} | {c['kept']} | {c['moved']} | {c['new']} | {c['dropped']} |"
                       for name, c in sorted(remapped.items())]
             lines.append("")
+    optimizer = summary.get("optimizer_start") or {}
+    if start.get("warm") and optimizer:  # Adam's state carried over (components/warm_start.restore_moments)
+        lines.append(f"Optimizer: {optimizer.get('reason', '')}; learning rate {_fmt(summary.get('learning_rate'), '.3g')}.")
     lines.append(f"Parameters: {summary.get('parameters', '?')}; epochs: {summary.get('epochs', len(next(iter(history.values()))))}.")
     stopping = summary.get("early_stopping") or {}
     if stopping.get("active"):

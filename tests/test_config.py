@@ -45,6 +45,7 @@ def _raw(cfg):
     (lambda r: r["model"].update(early_stopping_monitor="refund"), "early_stopping_monitor 'refund'"),
     (lambda r: r["model"].update(warm_start_days=-1), "warm_start_days must be >= 0"),
     (lambda r: r["model"].update(warm_start_learning_rate=0), "warm_start_learning_rate must be > 0"),
+    (lambda r: r["model"].update(warm_start_decay=-0.5), "warm_start_decay must lie in [0, 2]"),
     (lambda r: r["features"][4].update(bias=True), "bias is for embedded kinds"),
     (lambda r: r["features"][2].update(deep=False), "nothing would read it"),
     (lambda r: r["data"].update(pipeline_name="my pipeline"), "data.pipeline_name 'my pipeline'"),

@@ -108,10 +108,10 @@ def test_each_category_gets_back_its_own_row_after_the_frequency_order_changed(c
 
 
 def test_the_warm_run_moves_only_the_rows_its_batches_look_up(cfg, days):
-    """Adam's slots start at zero in every run (a warm start restores weights, not optimizer state), so a row
-    that no batch of today's run looks up gets a zero step (m = v = 0) and keeps exactly the value it was
-    restored with: yesterday's knowledge of a category absent today is kept, not decayed or pushed by
-    momentum. The rows today's batches do look up learn; the lookups' L2 (`l2`) reaches those rows only."""
+    """With a fresh Adam (a model in production exported without optimizer state), a row that no batch of
+    today's run looks up gets a zero step (m = v = 0) and keeps exactly the value it was restored with. The
+    rows today's batches do look up learn; the lookups' L2 (`l2`) reaches those rows only. With the state
+    restored, such a row goes on as it would have had yesterday's run not stopped (the test below)."""
     net = builder.build(cfg, trainer.cardinalities(cfg, days["two"]))
     model, _, start = _restore_into_day_two(cfg, days, net=net)
     assert start.warm, start.reason
@@ -187,3 +187,83 @@ def test_a_model_in_production_with_weights_per_pair_warm_starts_the_per_dimensi
     ids = [f.name for f in cfg.features if f.kind == "id"]
     assert any(as_dimension.get_layer(layers.admission_layer_name(f)).admitted() for f in cfg.features
                if f.name in ids)  # the ids' counts came along
+
+
+def _fit(cfg, trainee, rows, epochs=1):
+    batch = {k: tf.constant(v) for k, v in transform_in_memory.arrays_of(rows).items()}
+    trainee.fit(tf.data.Dataset.from_tensor_slices(trainer.split_labels(cfg, batch)).batch(16), epochs=epochs,
+                verbose=0)
+
+
+def _warm_from(cfg, days, served, moments=True):
+    """A model for day two, warm-started as the Trainer does: weights, then the optimizer's state (unless
+    `moments` is false: a fresh Adam)."""
+    sizes = trainer.cardinalities(cfg, days["two"])
+    net = builder.build(cfg, sizes)
+    trainee = trainer.compile_for_training(cfg, net)
+    vocabularies = trainer.vocabularies(cfg, days["two"])
+    start = warm_start.restore(net.model, served, vocabularies=vocabularies,
+                               build_twin=lambda old: builder.build(cfg, {**sizes, **old}).model)
+    return net, trainee, start, (warm_start.restore_moments(trainee, net.model, start, vocabularies)
+                                 if moments else None)
+
+
+def test_a_warm_start_with_the_optimizer_state_goes_on_as_if_the_run_had_never_stopped(cfg, days, tmp_path):
+    """Yesterday's run, saved with its optimizer state and warm-started, trains on today's rows to the very
+    weights the same run reaches had it never stopped. A fresh Adam on the same restored weights does not:
+    the state is what makes the difference."""
+    net = builder.build(cfg, trainer.cardinalities(cfg, days["two"]))
+    trainee = trainer.compile_for_training(cfg, net)
+    _fit(cfg, trainee, days["two_rows"])
+    served = str(tmp_path / "served")
+    net.model.save(served, save_format="tf", signatures=trainer.serving_signatures(cfg, net.model, days["two"]))
+    warm_start.save_moments(net.model, trainee.optimizer, served, warm_runs=3)
+
+    restored, restored_trainee, start, moments = _warm_from(cfg, days, served)
+    assert start.warm and moments.restored, moments.reason
+    assert (moments.warm_runs, moments.iterations) == (3, int(trainee.optimizer.iterations.numpy()))
+    fresh_adam, fresh_trainee, _, _ = _warm_from(cfg, days, served, moments=False)
+    for model in (trainee, restored_trainee, fresh_trainee):  # the same batches, in the same order
+        _fit(cfg, model, days["two_rows"])
+    for went_on, warm in zip(net.model.weights, restored.model.weights):
+        np.testing.assert_allclose(warm.numpy(), went_on.numpy(), rtol=1e-5, atol=1e-6, err_msg=warm.name)
+    table = layers.embedding_layer_name(next(f for f in cfg.features if f.name == "category"))
+    assert not np.allclose(fresh_adam.model.get_layer(table).embeddings.numpy(),
+                           net.model.get_layer(table).embeddings.numpy(), atol=1e-4)
+
+
+def test_the_optimizer_state_of_each_category_follows_its_row_when_the_order_changed(cfg, days, tmp_path):
+    """Adam's moments are remapped by token as the rows are: a category keeps its own moments wherever
+    today's vocabulary puts it; a category new today starts at zero."""
+    net = builder.build(cfg, trainer.cardinalities(cfg, days["one"]))
+    _far_from_fresh(net.model)
+    trainee = trainer.compile_for_training(cfg, net)
+    trainee.optimizer.build(trainee.trainable_variables)
+    for i, variable in enumerate(trainee.optimizer.variables[1:]):  # the moments, far from zero
+        variable.assign(np.random.default_rng(i).uniform(1, 2, size=variable.shape).astype("float32"))
+    served = str(tmp_path / "served")
+    net.model.save(served, save_format="tf", signatures=trainer.serving_signatures(cfg, net.model, days["one"]))
+    warm_start.save_moments(net.model, trainee.optimizer, served, warm_runs=0)
+
+    restored, restored_trainee, start, moments = _warm_from(cfg, days, served)
+    assert moments.restored and "remapped" in start.reason, start.reason
+    for name in ("user_segment", "category"):
+        old, new = days["one"].vocabulary_by_name(name), days["two"].vocabulary_by_name(name)
+        table = layers.embedding_layer_name(next(f for f in cfg.features if f.name == name))
+        before = warm_start._moments(trainee.optimizer, net.model.get_layer(table).embeddings)
+        after = warm_start._moments(restored_trainee.optimizer, restored.model.get_layer(table).embeddings)
+        for slot_before, slot_after in zip(before, after):
+            for i, token in enumerate(new):
+                want = slot_before.numpy()[old.index(token)] if token in old else 0.0
+                np.testing.assert_array_equal(slot_after.numpy()[i], want, err_msg=f"{name} {token!r}")
+
+
+def test_a_warm_run_rate_shrinks_with_the_warm_runs_behind_its_model(cfg):
+    decaying = cfg.replace(model=dataclasses.replace(cfg.model, warm_start_learning_rate=0.004, warm_start_decay=0.5),
+                           data=dataclasses.replace(cfg.data, train_days=2))
+    trainee = trainer.compile_for_training(decaying, builder.build(decaying, builder.default_cardinalities(decaying)))
+    assert trainer.learning_rate(decaying, trainee, warm=True, warm_runs=0) == pytest.approx(0.004)
+    assert trainer.learning_rate(decaying, trainee, warm=True, warm_runs=6) == pytest.approx(0.004 * 0.5)
+    assert float(trainee.optimizer.learning_rate.numpy()) == pytest.approx(0.002)
+    assert trainer.learning_rate(decaying, trainee, warm=False, warm_runs=6) == pytest.approx(
+        decaying.model.learning_rate)

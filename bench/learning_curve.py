@@ -427,7 +427,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "items": spec.num_items, "config": label, "train_days": cfg.data.train_days,
                              "seed": args.seed, "baselines_from": args.baselines_from,
                              "warm_settings": {k: getattr(cfg.model, k) for k in (
-                                 "warm_start_epochs", "warm_start_learning_rate", "warm_start_days")}},
+                                 "warm_start_epochs", "warm_start_learning_rate", "warm_start_days",
+                                 "warm_start_decay", "warm_start_optimizer")}},
                    "machine": common.machine(), "backfill_seconds": round(backfill_seconds, 1), "days": rows}
     if "history_cold" in other:  # a cold model: the chain's warm settings do not change it
         results["history_cold"] = other["history_cold"]

@@ -24,7 +24,9 @@ SUITE = [("trainer_throughput", "Trainer throughput"), ("pipeline_scaling", "Pip
          ("warm_settings_no_ids", "Warm-run settings replayed on the learning curve's days"),
          ("learning_curve_no_ids", "Learning curve without id features"),
          ("learning_curve_ids", "Learning curve with user and item id features, no min_count (c371254)"),
-         ("warm_settings", "Warm-run settings replayed on the learning curve's days, with ids")]
+         ("warm_settings", "Warm-run settings replayed on the learning curve's days, with ids"),
+         ("warm_optimizer", "Warm runs that continue the optimizer (Adam's state carried, the rate shrinking with "
+                            "the chain's age), replayed on the learning curve's days")]
 
 
 def _load(name: str):

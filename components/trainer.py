@@ -404,16 +404,19 @@ def restore_warm(cfg: config_lib.Config, model: keras.Model, base_model: Optiona
     as the per-dimension model that scores as it did: going cold there would also reset the ids' counts,
     and the cold model would be refused against it (`max_drop`) on every day that followed."""
     vocab = vocabularies(cfg, tf_transform_output) if cfg.model.warm_start and base_model else None
+    convertible = bool(cfg.model.interactions) and cfg.model.interaction_weights == "dimension"
     start = warm_start.restore(model, base_model, enabled=cfg.model.warm_start, vocabularies=vocab,
-                               build_twin=lambda old_sizes: builder.build(cfg, {**sizes, **old_sizes}).model)
-    if start.warm or not start.source or not cfg.model.warm_start or not cfg.model.interactions \
-            or cfg.model.interaction_weights != "dimension":
+                               build_twin=lambda old_sizes: builder.build(cfg, {**sizes, **old_sizes}).model,
+                               quiet=convertible)
+    if start.warm or not start.source or not cfg.model.warm_start or not convertible:
         return start
     pair = cfg.replace(model=dataclasses.replace(cfg.model, interaction_weights="pair"))
     converted = warm_start.restore(model, base_model, vocabularies=vocab,
                                    build_twin=lambda old_sizes: builder.build(pair, {**sizes, **old_sizes}).model,
-                                   convert=lambda target, value: layers.widen_pair_weights(cfg, target, value))
+                                   convert=lambda target, value: layers.widen_pair_weights(cfg, target, value),
+                                   quiet=True)
     if not converted.warm:
+        logging.warning(start.reason)
         return start
     return dataclasses.replace(converted, reason=f"{converted.reason}; interaction weights per pair carried over "
                                                  "as per dimension")

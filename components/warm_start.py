@@ -138,14 +138,14 @@ def _copy_remapped(twin: keras.Model, model: keras.Model, old: Dict[str, List[by
 def restore(model: keras.Model, base_model_dir: Optional[str], enabled: bool = True,
             vocabularies: Optional[Dict[str, Vocabulary]] = None,
             build_twin: Optional[Callable[[Dict[str, int]], keras.Model]] = None,
-            convert: Optional[Convert] = None) -> WarmStart:
+            convert: Optional[Convert] = None, quiet: bool = False) -> WarmStart:
     """Loads `base_model_dir`'s weights into `model` when every weight matches; otherwise leaves it cold.
 
     `vocabularies`: today's vocabulary per embedded categorical feature; `build_twin(sizes)`: a model of
     this architecture with those features' tables at the given sizes, which reads the old weights when a
     vocabulary changed (module docstring). `convert(target, value)`: a change of form carried across (the
     twin is then built in the old form and always reads the old weights; a weight whose shape differs goes
-    through it)."""
+    through it). `quiet`: a cold start's reason is returned, not logged (the caller has another way in)."""
     if not enabled:
         return WarmStart(False, base_model_dir, "warm start is switched off in the configuration")
     if not base_model_dir or not tf.io.gfile.exists(os.path.join(base_model_dir, "saved_model.pb")):
@@ -180,7 +180,8 @@ def restore(model: keras.Model, base_model_dir: Optional[str], enabled: bool = T
             variable.assign(value)
         reason = (f"the model in production {base_model_dir} does not fit this model (architecture or "
                   f"shape changed): cold start. Detail: {str(e).splitlines()[0][:300]}")
-        logging.warning(reason)
+        if not quiet:
+            logging.warning(reason)
         return WarmStart(False, base_model_dir, reason)
     remapped = {name: _counts(old[name], vocabularies[name].tokens) for name in vocabularies}
     logging.info("Warm start from the model in production %s; rows by category: %s", base_model_dir, remapped)

@@ -160,7 +160,7 @@ def test_a_model_whose_shape_changed_starts_cold_and_untouched(cfg, days):
 
 
 def test_a_model_in_production_with_weights_per_pair_warm_starts_the_per_dimension_model_scoring_as_it(
-        cfg, days, tmp_path):
+        cfg, days, tmp_path, caplog):
     """Switching `interaction_weights` from pair to dimension keeps what the chain learned (a cold start
     would reset the ids' counts and be refused against the model in production day after day): the
     per-dimension model starts from the production model and scores today's rows as that model does."""
@@ -176,6 +176,7 @@ def test_a_model_in_production_with_weights_per_pair_warm_starts_the_per_dimensi
     assert trainer.restore_warm(pair, as_pair, served, sizes, days["two"]).warm
     start = trainer.restore_warm(dimension, as_dimension, served, sizes, days["two"])
     assert start.warm and "carried over as per dimension" in start.reason, start.reason
+    assert "does not fit" not in caplog.text  # the log does not report a cold start that did not happen
     assert start.remapped["category"]["moved"] == 3  # rows still follow their category
     rows = transform_in_memory.arrays_of(days["two_rows"])
     x = {f.transformed_name: tf.constant(rows[f.transformed_name]) for f in cfg.features}

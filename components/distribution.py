@@ -9,7 +9,7 @@ unset. The model must be built and compiled inside the strategy's scope so its v
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager
+from typing import Callable, ContextManager
 
 import mtrank  # noqa: F401
 import tensorflow as tf
@@ -27,7 +27,9 @@ def strategy(name: str) -> tf.distribute.Strategy:
     raise ValueError(f"kubeflow.distribution {name!r} is unknown; use one of {config_lib.DISTRIBUTIONS}")
 
 
-def scope(cfg: config_lib.Config) -> ContextManager:
-    """Where to build and compile the model; a no-op for `none`."""
+def scope(cfg: config_lib.Config) -> Callable[[], ContextManager]:
+    """Where to build and compile the model, and later fill its optimizer: a function giving a fresh `with`
+    context each time (a strategy's scope object can be entered only once), all of one strategy, created
+    here; a no-op for `none`."""
     name = cfg.kubeflow.distribution
-    return contextlib.nullcontext() if name == "none" else strategy(name).scope()
+    return contextlib.nullcontext if name == "none" else strategy(name).scope

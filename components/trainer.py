@@ -392,7 +392,7 @@ def learning_rate(cfg: config_lib.Config, trainee: keras.Model, warm: bool, warm
     rate = m.warm_start_learning_rate if warm and m.warm_start_learning_rate else m.learning_rate
     if warm and m.warm_start_decay:
         window = max(1, cfg.data.train_days)
-        rate *= (window / (window + warm_runs)) ** m.warm_start_decay
+        rate *= max(m.warm_start_decay_floor, (window / (window + warm_runs)) ** m.warm_start_decay)
     keras.backend.set_value(trainee.optimizer.learning_rate, rate)
     return float(rate)
 
@@ -425,13 +425,13 @@ def restore_warm(cfg: config_lib.Config, model: keras.Model, base_model: Optiona
 def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
     from components import distribution  # kubeflow.distribution; the strategy must exist before other TF ops
 
-    strategy_scope = distribution.scope(cfg)
+    strategy_scope = distribution.scope(cfg)  # a fresh `with` context per block below, one strategy
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     if cfg.kubeflow.distribution != "none" and cfg.model.steps_per_execution > 1:
         # Sharded datasets have per-worker lengths that are not known here; one step per call is always right.
         logging.info("steps_per_execution %d -> 1 under %s", cfg.model.steps_per_execution, cfg.kubeflow.distribution)
         cfg = cfg.replace(model=dataclasses.replace(cfg.model, steps_per_execution=1))
-    with strategy_scope:  # variables built and compiled here are mirrored across devices or workers
+    with strategy_scope():  # variables built and compiled here are mirrored across devices or workers
         sizes = cardinalities(cfg, tf_transform_output)
         net = builder.build(cfg, sizes)  # the warm start's twin below is built the same way
         trainee = compile_for_training(cfg, net)
@@ -441,9 +441,8 @@ def train(cfg: config_lib.Config, fn_args: tfx.components.FnArgs) -> Dict:
                  cfg.model.epochs, param_counts)
     fresh = trainee.get_weights()
     start = restore_warm(cfg, net.model, fn_args.base_model, sizes, tf_transform_output)
-    with strategy_scope:  # the optimizer's slots are built here, beside the weights they follow
-        moments = warm_start.restore_moments(trainee, net.model, start, vocabularies(cfg, tf_transform_output)
-                                             if start.warm else None, enabled=cfg.model.warm_start_optimizer)
+    with strategy_scope():  # the optimizer's slots are built here, beside the weights they follow
+        moments = warm_start.restore_moments(trainee, net.model, start, enabled=cfg.model.warm_start_optimizer)
     logging.info("Optimizer: %s", moments.reason)
     fit = fit_files(cfg, fn_args.train_files, start.warm)  # known only now: a warm run may fit on fewer days
     data = training_datasets(cfg, fn_args, tf_transform_output, fit)

@@ -17,7 +17,7 @@ and keep their positions.
 The optimizer's state comes along (`save_moments`, `restore_moments`): Adam's moments per weight, remapped
 by token like the rows, its step count, and how many warm runs the model has behind it. A fresh Adam
 takes full-size first steps on every row it touches and forgets which rows were settled; in the daily
-chain that made the newest days wash out what older ones taught (bench/results/learning_curve.md).
+chain that made the newest days wash out what older ones taught (bench/results/warm_optimizer.md).
 
 All or nothing: if the architecture or any other shape changed, no half-restored model is trained;
 training starts cold and the reason is logged. A change of form is carried across instead
@@ -45,6 +45,14 @@ Convert = Callable[[tf.Variable, np.ndarray], np.ndarray]  # (today's weight, th
 
 
 @dataclasses.dataclass(frozen=True)
+class Vocabulary:
+    """Today's vocabulary of one embedded feature, in the order Transform gave it, and its OOV buckets."""
+    layers: Tuple[str, ...]  # the model's tables with one row per value (embedding, bias), by layer name
+    tokens: List[bytes]
+    num_oov_buckets: int
+
+
+@dataclasses.dataclass(frozen=True)
 class WarmStart:
     warm: bool
     source: Optional[str]
@@ -52,19 +60,12 @@ class WarmStart:
     # feature -> {"kept": categories restored to their own row, "moved": of those, rows that changed
     # position, "new": categories with a fresh row, "dropped": yesterday's categories gone today}
     remapped: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
-    # yesterday's vocabulary of each feature whose order changed: how the optimizer's moments are remapped
-    old_vocabularies: Dict[str, List[bytes]] = dataclasses.field(default_factory=dict, repr=False)
+    # the features whose vocabulary order changed: yesterday's tokens and today's vocabulary, which is how
+    # the optimizer's moments are remapped (`restore_moments`) as the rows were
+    changed: Dict[str, Tuple[List[bytes], Vocabulary]] = dataclasses.field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "old_vocabularies"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Vocabulary:
-    """Today's vocabulary of one embedded feature, in the order Transform gave it, and its OOV buckets."""
-    layers: Tuple[str, ...]  # the model's tables with one row per value (embedding, bias), by layer name
-    tokens: List[bytes]
-    num_oov_buckets: int
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "changed"}
 
 
 def read_vocabulary(path: str) -> List[bytes]:
@@ -187,7 +188,7 @@ def restore(model: keras.Model, base_model_dir: Optional[str], enabled: bool = T
     logging.info("Warm start from the model in production %s; rows by category: %s", base_model_dir, remapped)
     return WarmStart(True, base_model_dir, "weights of the model in production" +
                      (f", rows remapped by category for {', '.join(sorted(changed))}" if changed else ""),
-                     remapped, old_vocabularies=changed)
+                     remapped, changed={name: (tokens, vocabularies[name]) for name, tokens in changed.items()})
 
 
 def _moments(optimizer: keras.optimizers.Optimizer, variable: tf.Variable) -> Tuple[tf.Variable, tf.Variable]:
@@ -197,9 +198,16 @@ def _moments(optimizer: keras.optimizers.Optimizer, variable: tf.Variable) -> Tu
     return optimizer._momentums[index], optimizer._velocities[index]
 
 
-def save_moments(model: keras.Model, optimizer: keras.optimizers.Optimizer, model_dir: str, warm_runs: int) -> str:
+def save_moments(model: keras.Model, optimizer: keras.optimizers.Optimizer, model_dir: str,
+                 warm_runs: int) -> Optional[str]:
     """Writes the optimizer's state for every trainable weight of `model` (the serving model: what a warm
-    start restores) into the export's assets.extra, with the step count and the warm runs behind it."""
+    start restores) into the export's assets.extra, with the step count and the warm runs behind it.
+
+    The state is the optimizer's at the end of the run. When early stopping put back an earlier epoch's
+    weights, the moments also hold the epochs after it: that is the setting the learning curve measured
+    (bench/results/warm_optimizer.md); Keras's EarlyStopping restores weights only."""
+    if len(optimizer.variables) <= 1:  # never built: no step was taken (0 epochs), nothing to carry
+        return None
     arrays = {"iterations": np.int64(optimizer.iterations.numpy()), "warm_runs": np.int64(warm_runs)}
     # By position, as the weights themselves are matched (`_copy_remapped`): Keras numbers unnamed layers
     # per process (dense_9 in one run is dense_18 in the next), so names do not identify a weight.
@@ -226,46 +234,65 @@ class OptimizerStart:
         return dataclasses.asdict(self)
 
 
-def restore_moments(trainee: keras.Model, model: keras.Model, start: WarmStart,
-                    vocabularies: Optional[Dict[str, Vocabulary]] = None, enabled: bool = True) -> OptimizerStart:
+def restore_moments(trainee: keras.Model, model: keras.Model, start: WarmStart, enabled: bool = True
+                    ) -> OptimizerStart:
     """Builds `trainee`'s optimizer and fills it with the state saved beside the model a warm start read:
-    each weight's moments (tables remapped by token as their rows were; a weight of another shape, or one
-    the old model did not have, starts at zero) and the step count. An export without the file (older
-    ones), or `enabled` false, gives a fresh optimizer; the weights stay warm either way, and the warm runs
-    behind the model are read whenever they were written."""
+    each weight's moments (tables remapped by token as their rows were: `start.changed`; a category new
+    today starts at zero) and the step count.
+
+    The step count comes along only when every weight `trainee` trains got its moments back. Adam's bias
+    correction is global: after thousands of steps it is off, and a weight starting from zero moments (the
+    training-only position tower, a weight of another form after `restore(convert=...)`) would take steps
+    several times the rate for hundreds of steps. At step 0 the carried moments are damped instead, which
+    is safe. An export without the file (older ones), a file that cannot be read, or `enabled` false gives
+    a fresh Adam, logged; the weights stay warm either way. The warm runs behind the model are read
+    whenever they were written."""
     optimizer = trainee.optimizer
     path = os.path.join(start.source or "", OPTIMIZER_STATE_FILE)
     if not start.warm or not tf.io.gfile.exists(path):
         return OptimizerStart(False, 0, 0, "cold start" if not start.warm else f"no optimizer state in {path}: "
                               "a fresh Adam")
-    with tf.io.gfile.GFile(path, "rb") as f:
-        saved = dict(np.load(io.BytesIO(f.read())))
-    warm_runs = int(saved["warm_runs"])
-    if not enabled:
-        return OptimizerStart(False, warm_runs, 0, "a fresh Adam (model.warm_start_optimizer is off)")
-    weights = sum(key.startswith("m") for key in saved)
-    if weights != len(model.trainable_weights):
-        return OptimizerStart(False, warm_runs, 0, f"the optimizer state in {path} holds {weights} weights, the model "
-                              f"{len(model.trainable_weights)}: a fresh Adam")
     optimizer.build(trainee.trainable_variables)
-    tables = _tables(model, start.old_vocabularies, vocabularies or {})
-    carried = 0
-    for i, variable in enumerate(model.trainable_weights):
-        for slot, kind in zip(_moments(optimizer, variable), ("m", "v")):
-            old = saved.get(f"{kind}{i}")
-            name = tables.get(variable.ref())
-            if old is not None and name is not None:
-                slot.assign(_remap_rows(old, start.old_vocabularies[name], vocabularies[name],
-                                        np.zeros(slot.shape, slot.dtype.as_numpy_dtype)))
-            elif old is not None and tuple(old.shape) == tuple(slot.shape):
-                slot.assign(old)
-            else:  # a weight of another form (`restore(convert=...)`) or one the old model lacked: zero
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            saved = dict(np.load(io.BytesIO(f.read())))
+        warm_runs = int(saved.get("warm_runs", 0))
+        if not enabled:
+            return OptimizerStart(False, warm_runs, 0, "a fresh Adam (model.warm_start_optimizer is off)")
+        weights = sum(key.startswith("m") for key in saved)
+        if weights != len(model.trainable_weights):
+            return OptimizerStart(False, warm_runs, 0, f"the optimizer state in {path} holds {weights} weights, "
+                                  f"the model {len(model.trainable_weights)}: a fresh Adam")
+        tables = _tables(model, start.changed, {name: vocabulary for name, (_, vocabulary) in start.changed.items()})
+        carried = 0
+        for i, variable in enumerate(model.trainable_weights):
+            slots, name = _moments(optimizer, variable), tables.get(variable.ref())
+            old = [saved.get(f"{kind}{i}") for kind in ("m", "v")]
+            if any(value is None for value in old):
                 continue
-            carried += kind == "m"
-    optimizer.iterations.assign(int(saved["iterations"]))
-    return OptimizerStart(True, warm_runs, int(saved["iterations"]),
-                          f"Adam's moments of {carried} of {len(model.trainable_weights)} weights and its "
-                          f"{int(saved['iterations'])} steps; {warm_runs} warm run(s) behind the model")
+            if name is not None:
+                tokens, vocabulary = start.changed[name]
+                old = [_remap_rows(value, tokens, vocabulary, np.zeros(slot.shape, slot.dtype.as_numpy_dtype))
+                       for value, slot in zip(old, slots)]
+            elif any(tuple(value.shape) != tuple(slot.shape) for value, slot in zip(old, slots)):
+                continue  # a weight of another form (`restore(convert=...)`): its moments start at zero
+            for value, slot in zip(old, slots):
+                slot.assign(value)
+            carried += 1
+        fresh = len(trainee.trainable_weights) - carried
+        if not fresh:
+            optimizer.iterations.assign(int(saved["iterations"]))
+    except Exception as e:  # noqa: BLE001 - a damaged file must not stop every daily run from now on
+        for variable in optimizer.variables:
+            variable.assign(tf.zeros_like(variable))
+        reason = f"the optimizer state in {path} cannot be read ({type(e).__name__}: {e}): a fresh Adam"
+        logging.warning(reason)
+        return OptimizerStart(False, 0, 0, reason)
+    steps = (f"its {int(saved['iterations'])} steps" if not fresh else
+             f"not its step count ({fresh} weight(s) start from zero moments, so Adam's bias correction restarts)")
+    return OptimizerStart(True, warm_runs, int(optimizer.iterations.numpy()),
+                          f"Adam's moments of {carried} of {len(trainee.trainable_weights)} weights and {steps}; "
+                          f"{warm_runs} warm run(s) behind the model")
 
 
 def initial_loss(model: keras.Model, dataset: tf.data.Dataset, batches: int = 5) -> float:

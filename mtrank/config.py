@@ -178,6 +178,9 @@ class ModelSpec:
     # each new window is a shrinking share of what the chain has learned from, so a constant rate lets the
     # newest days wash out the older ones (bench/results/learning_curve.md). 0 = the same rate every day.
     warm_start_decay: float = 0.0
+    # ... but never below this share of the warm rate: real data drift, and a chain whose rate decayed to
+    # nothing would stop following them (0.25 is reached after 30 warm runs with a 2-day window and 0.5).
+    warm_start_decay_floor: float = 0.25
     # A warm run continues the optimizer of the model it starts from (Adam's moments, remapped by token as the
     # rows are, and its step count: components/warm_start.py); false gives every run a fresh Adam.
     warm_start_optimizer: bool = True
@@ -602,6 +605,9 @@ def _validate_model(cfg: Config) -> None:
         raise ConfigError(f"{src}: model.warm_start_days must be >= 0 (0 = the whole window)")
     if m.warm_start_learning_rate is not None and m.warm_start_learning_rate <= 0:
         raise ConfigError(f"{src}: model.warm_start_learning_rate must be > 0 (or left out: model.learning_rate)")
+    if not 0.0 <= m.warm_start_decay_floor <= 1.0:
+        raise ConfigError(f"{src}: model.warm_start_decay_floor must lie in [0, 1] (a share of the warm rate); "
+                          f"got {m.warm_start_decay_floor}")
     if not 0.0 <= m.warm_start_decay <= 2.0:
         raise ConfigError(f"{src}: model.warm_start_decay must lie in [0, 2] (0 = the same rate every warm day, "
                           f"0.5 = the square root of the chain's age); got {m.warm_start_decay}")

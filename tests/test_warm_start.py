@@ -13,6 +13,8 @@ import tensorflow as tf
 
 import transform_support
 from components import trainer, transform_in_memory, warm_start
+from mtrank import config as config_lib
+from mtrank.export_contract import OPTIMIZER_STATE_FILE
 from mtrank.models import builder, layers
 
 pytestmark = pytest.mark.integration  # every test here runs Transform or trains
@@ -202,11 +204,9 @@ def _warm_from(cfg, days, served, moments=True):
     sizes = trainer.cardinalities(cfg, days["two"])
     net = builder.build(cfg, sizes)
     trainee = trainer.compile_for_training(cfg, net)
-    vocabularies = trainer.vocabularies(cfg, days["two"])
-    start = warm_start.restore(net.model, served, vocabularies=vocabularies,
+    start = warm_start.restore(net.model, served, vocabularies=trainer.vocabularies(cfg, days["two"]),
                                build_twin=lambda old: builder.build(cfg, {**sizes, **old}).model)
-    return net, trainee, start, (warm_start.restore_moments(trainee, net.model, start, vocabularies)
-                                 if moments else None)
+    return net, trainee, start, warm_start.restore_moments(trainee, net.model, start) if moments else None
 
 
 def test_a_warm_start_with_the_optimizer_state_goes_on_as_if_the_run_had_never_stopped(cfg, days, tmp_path):
@@ -233,20 +233,26 @@ def test_a_warm_start_with_the_optimizer_state_goes_on_as_if_the_run_had_never_s
                            net.model.get_layer(table).embeddings.numpy(), atol=1e-4)
 
 
-def test_the_optimizer_state_of_each_category_follows_its_row_when_the_order_changed(cfg, days, tmp_path):
-    """Adam's moments are remapped by token as the rows are: a category keeps its own moments wherever
-    today's vocabulary puts it; a category new today starts at zero."""
+def _served_with_moments(cfg, days, path):
+    """Day one's model, saved as the Trainer saves it, with optimizer moments far from zero and 500 steps."""
     net = builder.build(cfg, trainer.cardinalities(cfg, days["one"]))
     _far_from_fresh(net.model)
     trainee = trainer.compile_for_training(cfg, net)
     trainee.optimizer.build(trainee.trainable_variables)
     for i, variable in enumerate(trainee.optimizer.variables[1:]):  # the moments, far from zero
         variable.assign(np.random.default_rng(i).uniform(1, 2, size=variable.shape).astype("float32"))
-    served = str(tmp_path / "served")
-    net.model.save(served, save_format="tf", signatures=trainer.serving_signatures(cfg, net.model, days["one"]))
-    warm_start.save_moments(net.model, trainee.optimizer, served, warm_runs=0)
+    trainee.optimizer.iterations.assign(500)
+    net.model.save(str(path), save_format="tf", signatures=trainer.serving_signatures(cfg, net.model, days["one"]))
+    warm_start.save_moments(net.model, trainee.optimizer, str(path), warm_runs=0)
+    return net, trainee
 
-    restored, restored_trainee, start, moments = _warm_from(cfg, days, served)
+
+def test_the_optimizer_state_of_each_category_follows_its_row_when_the_order_changed(cfg, days, tmp_path):
+    """Adam's moments are remapped by token as the rows are: a category keeps its own moments wherever
+    today's vocabulary puts it; a category new today starts at zero."""
+    served = tmp_path / "served"
+    net, trainee = _served_with_moments(cfg, days, served)
+    restored, restored_trainee, start, moments = _warm_from(cfg, days, str(served))
     assert moments.restored and "remapped" in start.reason, start.reason
     for name in ("user_segment", "category"):
         old, new = days["one"].vocabulary_by_name(name), days["two"].vocabulary_by_name(name)
@@ -268,3 +274,35 @@ def test_a_warm_run_rate_shrinks_with_the_warm_runs_behind_its_model(cfg):
     assert float(trainee.optimizer.learning_rate.numpy()) == pytest.approx(0.002)
     assert trainer.learning_rate(decaying, trainee, warm=False, warm_runs=6) == pytest.approx(
         decaying.model.learning_rate)
+    # a year of daily runs: the floor (warm_start_decay_floor, a share of the warm rate), not 0.07 of it
+    assert trainer.learning_rate(decaying, trainee, warm=True, warm_runs=365) == pytest.approx(
+        0.004 * decaying.model.warm_start_decay_floor)
+
+
+def test_a_damaged_optimizer_state_gives_a_fresh_adam_and_the_run_goes_on(cfg, days, tmp_path, caplog):
+    served = tmp_path / "served"
+    _served_with_moments(cfg, days, served)
+    (served / OPTIMIZER_STATE_FILE).write_bytes(b"PK\x03\x04 truncated by a failed copy")
+    net, trainee, start, moments = _warm_from(cfg, days, str(served))
+    assert start.warm and not moments.restored and "cannot be read" in moments.reason
+    assert "cannot be read" in caplog.text
+    assert all(not np.any(v.numpy()) for v in trainee.optimizer.variables)  # nothing half-filled: a fresh Adam
+    _fit(cfg, trainee, days["two_rows"])  # and the run trains
+
+
+def test_with_a_weight_whose_moments_start_at_zero_the_step_count_is_not_carried(cfg, days, tmp_path):
+    """The position tower is trained but never exported, so its moments cannot come back. Adam's bias
+    correction is global: carried at 500 steps, it would be off, and the tower's first steps would be
+    several times the rate. The serving weights' moments still come back; the step count restarts."""
+    served = tmp_path / "served"
+    _served_with_moments(cfg, days, served)
+    biased = cfg.replace(model=dataclasses.replace(
+        cfg.model, position_bias=config_lib.PositionBiasSpec(column="position", task="click")))
+    net, trainee, start, moments = _warm_from(biased, days, str(served))
+    assert start.warm and moments.restored, moments.reason
+    assert moments.iterations == 0 and int(trainee.optimizer.iterations.numpy()) == 0
+    assert "not its step count" in moments.reason
+    carried = warm_start._moments(trainee.optimizer, net.model.trainable_weights[-1])[1].numpy()
+    assert carried.min() >= 1  # the serving weights' moments did come back
+    _, everything, _, all_carried = _warm_from(cfg, days, str(served))
+    assert all_carried.iterations == 500 and int(everything.optimizer.iterations.numpy()) == 500

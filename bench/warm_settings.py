@@ -59,6 +59,7 @@ SETTINGS = {
     "warm lr 0.003, 1 epoch": _warm(rate=0.003, epochs=1),
     "warm lr 0.003, Adam carried": _warm(rate=0.003, optimizer=True),
     "warm lr 0.003, Adam carried, decay 0.5": _warm(rate=0.003, optimizer=True, decay=0.5),
+    "warm lr 0.003, Adam carried, decay 0.5, 1 epoch": _warm(rate=0.003, optimizer=True, decay=0.5, epochs=1),
 }
 
 
@@ -76,6 +77,7 @@ def replay(cfg: config_lib.Config, workspace: Path, data_root: Path, days: List[
                "warm": bool(summary["warm_start"]["warm"]), "fit_days": summary["fit_days"],
                "epochs_run": summary["epochs_run"], "best_epoch": (summary.get("early_stopping") or {}).get("best_epoch"),
                "learning_rate": summary["learning_rate"], "train_seconds": round(seconds, 1),
+               "phase_seconds": summary.get("seconds"),
                "oracle": {t: float(_auc(test[t], test[f"true_p_{t}"])) for t in BINARY},
                "observed_click": float(np.mean(test["click"]))}
         rows.append(row)
@@ -97,7 +99,9 @@ def _auc(labels, scores) -> float:
 def summarize(rows: List[Dict]) -> Dict:
     warm = [r for r in rows if r["warm"]]
     return {"mean_auc_on_warm_days": {t: float(np.mean([r["auc"][t] for r in warm])) for t in BINARY},
-            "last_day_auc": rows[-1]["auc"], "train_seconds_on_warm_days": float(sum(r["train_seconds"] for r in warm))}
+            "last_day_auc": rows[-1]["auc"], "train_seconds_on_warm_days": float(sum(r["train_seconds"] for r in warm)),
+            "fit_seconds_on_warm_days": (float(sum(r["phase_seconds"]["fit"] for r in warm))
+                                         if all(r.get("phase_seconds") for r in warm) else None)}
 
 
 def markdown(results: Dict, name: str = "warm_settings") -> str:
@@ -108,13 +112,14 @@ def markdown(results: Dict, name: str = "warm_settings") -> str:
              "on the whole evaluated day. The first day is cold in every replay. Chain of the learning curve itself "
              f"(the whole pipeline, the configuration's warm settings when it ran): {s['chain']}.", "",
              "| setting | mean click / purchase AUC, warm days | last day click / purchase AUC | epochs (best) on warm "
-             "days | training s, warm days |", "|---|---:|---:|---|---:|"]
+             "days | training s, warm days | of which fitting |", "|---|---:|---:|---|---:|---:|"]
     for setting, r in results["replays"].items():
         v = r["summary"]
         epochs = ", ".join(f"{x['epochs_run']}({x['best_epoch']})" for x in r["days"] if x["warm"])
         lines.append(f"| {setting} | {v['mean_auc_on_warm_days']['click']:.4f} / {v['mean_auc_on_warm_days']['purchase']:.4f} "
                      f"| {v['last_day_auc']['click']:.4f} / {v['last_day_auc']['purchase']:.4f} | {epochs} | "
-                     f"{v['train_seconds_on_warm_days']:.0f} |")
+                     f"{v['train_seconds_on_warm_days']:.0f} | "
+                     f"{'' if v.get('fit_seconds_on_warm_days') is None else round(v['fit_seconds_on_warm_days'])} |")
     lines += ["", "Per day, click / purchase AUC:", "",
               "| day | " + " | ".join(results["replays"]) + " | oracle |",
               "|---|" + "---:|" * (len(results["replays"]) + 1)]

@@ -78,6 +78,9 @@ def test_first_day_trains_cold_and_pushes_version_one(days):
     day1 = days["outcomes"][1]
     assert day1.status == "pushed" and day1.warm is False
     assert day1.training["warm_start"]["reason"].startswith("no model in production yet")
+    # Where the Trainer's time went, phase by phase (a warm run's cost is mostly not its fitting).
+    assert set(day1.training["seconds"]) == {"build_and_restore", "read", "fit", "fusion_search", "export"}
+    assert day1.training["seconds"]["fit"] > 0
     assert len(days["versions"][1]) == 1
 
 

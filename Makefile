@@ -72,6 +72,7 @@ bench: install
 	$(BIN)/python bench/warm_settings.py --work $(BENCH_WORK)/learning --name warm_optimizer \
 		--settings "warm lr 0.003" "warm lr 0.003, Adam carried" "warm lr 0.003, Adam carried, decay 0.5" \
 		"warm lr 0.003, Adam carried, decay 0.5, 1 epoch"
+	$(BIN)/python bench/learnable_bound.py --work $(BENCH_WORK)/learning
 	$(BIN)/python bench/learning_curve.py --work $(BENCH_WORK)/learning --no-ids --name learning_curve_no_ids
 	$(BIN)/python bench/warm_settings.py --work $(BENCH_WORK)/learning --config $(BENCH_WORK)/learning/impressions-no-ids.yaml \
 		--curve learning_curve_no_ids --settings baseline "warm lr 0.003"

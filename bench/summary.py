@@ -19,6 +19,7 @@ SUITE = [("trainer_throughput", "Trainer throughput"), ("pipeline_scaling", "Pip
          ("id_features_small_window", "Id features on the end-to-end test's window (2 days of 20,000 rows)"),
          ("id_features_2_days", "Id features on 2 days of 100,000 rows"), ("warm_chain", "Daily warm starts: by value, by position, cold"),
          ("learning_curve", "Learning curve: daily retraining against a cold model and a logistic regression"),
+         ("learning_curve_before_hash_buckets", "Learning curve with 20,000 / 10,000 id buckets (81f910d)"),
          ("learning_curve_before_ids_l2", "Learning curve before L2 on the id rows and the cross FM pairs (2c7fa27)"),
          ("learning_curve_fresh_adam", "Learning curve with a fresh Adam every warm run and a constant warm rate "
                                        "(the default before warm_start_optimizer and warm_start_decay, 80c271c)"),

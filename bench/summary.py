@@ -19,6 +19,8 @@ SUITE = [("trainer_throughput", "Trainer throughput"), ("pipeline_scaling", "Pip
          ("id_features_small_window", "Id features on the end-to-end test's window (2 days of 20,000 rows)"),
          ("id_features_2_days", "Id features on 2 days of 100,000 rows"), ("warm_chain", "Daily warm starts: by value, by position, cold"),
          ("learning_curve", "Learning curve: daily retraining against a cold model and a logistic regression"),
+         ("learning_curve_before_lazy_adam", "Learning curve with tf_keras's Adam, which moves every id row on every step "
+                                             "(eec10e5)"),
          ("learning_curve_before_hash_buckets", "Learning curve with 20,000 / 10,000 id buckets (81f910d)"),
          ("learning_curve_before_ids_l2", "Learning curve before L2 on the id rows and the cross FM pairs (2c7fa27)"),
          ("learning_curve_fresh_adam", "Learning curve with a fresh Adam every warm run and a constant warm rate "
@@ -56,7 +58,8 @@ def headline() -> str:
                                     ("steps_per_execution", "in_memory", "32 steps per call, batch 128"),
                                     ("in_memory", "tfxio_stream", "in-memory input vs TFXIO streamed every epoch"),
                                     ("xla", "steps_per_execution", "XLA on vs off (batch 128)"),
-                                    ("einsum", "naive", "einsum experts vs list of Dense (batch 128)")):
+                                    ("einsum", "naive", "einsum experts vs list of Dense (batch 128)"),
+                                    ("project", "project_adam", "lazy_adam vs tf_keras's Adam (the id tables' rows)")):
             if name in v and against in v:
                 rows.append(f"| Trainer: {what} | same rows, same process | "
                             f"{v[name]['examples_per_second']:,.0f} vs {v[against]['examples_per_second']:,.0f} examples/s "

@@ -37,7 +37,7 @@ from mtrank import fusion as fusion_lib
 from mtrank import export_contract
 from mtrank.export_contract import SERVING_SIGNATURE, SUMMARY_FILE, TRANSFORM_SIGNATURE
 from mtrank import ranking
-from mtrank.models import builder, diagnostics, layers
+from mtrank.models import builder, diagnostics, layers, optimizers
 from serving import signatures as serving_signatures_lib, warmup
 
 
@@ -378,7 +378,7 @@ def compile_for_training(cfg: config_lib.Config, net: builder.MultiTaskModel) ->
     """
     trainee = net.trainee
     loss, loss_weights = builder.losses(cfg, net)
-    trainee.compile(optimizer=keras.optimizers.Adam(cfg.model.learning_rate), loss=loss,
+    trainee.compile(optimizer=optimizers.build(cfg.model.optimizer, cfg.model.learning_rate), loss=loss,
                     loss_weights=loss_weights, weighted_metrics=[],
                     steps_per_execution=cfg.model.steps_per_execution, jit_compile=cfg.model.jit_compile)
     return trainee

@@ -25,6 +25,7 @@ from mtrank import ranking
 
 TASK_TYPES = ("binary", "regression")
 ARCHITECTURES = ("shared_bottom", "omoe", "mmoe", "cgc", "ple")
+OPTIMIZERS = ("adam", "lazy_adam")  # model.optimizer (mtrank/models/optimizers.py)
 LOSS_WEIGHTINGS = ("fixed", "uncertainty")
 TASK_LOSSES = {"binary": ("binary_crossentropy",), "regression": ("mse", "huber")}
 
@@ -197,6 +198,10 @@ class ModelSpec:
     # so each task has its own bilinear form u·diag(h_task)·v and tasks that like different things in the
     # same user and item (click and purchase) need not share one dot product.
     interaction_weights: str = "pair"
+    # adam: tf_keras's Adam, which decays the moments of whole embedding tables and moves every row on every
+    # step; lazy_adam: only the rows a batch looked up (mtrank/models/optimizers.py), so a step costs the
+    # same whatever the tables' hash_buckets.
+    optimizer: str = "lazy_adam"
     seed: int = 7
 
     def early_stopping_key(self) -> str:
@@ -616,6 +621,8 @@ def _validate_model(cfg: Config) -> None:
     if m.early_stopping_monitor != "loss" and m.early_stopping_monitor not in {t.name for t in cfg.tasks}:
         raise ConfigError(f"{src}: model.early_stopping_monitor {m.early_stopping_monitor!r} is neither 'loss' nor "
                           f"a task; use one of {['loss'] + [t.name for t in cfg.tasks]}")
+    if m.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"{src}: model.optimizer {m.optimizer!r} is unknown; use one of {OPTIMIZERS}")
     if m.loss_weighting not in LOSS_WEIGHTINGS:
         raise ConfigError(f"{src}: model.loss_weighting {m.loss_weighting!r} is unknown; use one of {LOSS_WEIGHTINGS}")
     pb = m.position_bias

@@ -53,9 +53,8 @@ def main(out_path: str) -> None:
     strategy = distribution.strategy(cfg.kubeflow.distribution)  # first: before any other TensorFlow op
     print(f"strategy {time.time() - started:.1f}s", flush=True)
     import tensorflow as tf
-    import tf_keras as keras
 
-    from mtrank.models import builder, layers
+    from mtrank.models import builder, layers, optimizers
 
     x, y, w = synthetic(cfg, GLOBAL_BATCH * STEPS)
     options = tf.data.Options()
@@ -64,7 +63,7 @@ def main(out_path: str) -> None:
     with strategy.scope():
         net = builder.build(cfg, builder.default_cardinalities(cfg))
         loss, loss_weights = builder.losses(cfg, net)
-        net.trainee.compile(optimizer=keras.optimizers.Adam(cfg.model.learning_rate), loss=loss,
+        net.trainee.compile(optimizer=optimizers.build(cfg.model.optimizer, cfg.model.learning_rate), loss=loss,
                             loss_weights=loss_weights, weighted_metrics=[], run_eagerly=EAGER)
     layers.add_admission_counts(cfg, net.model, dataset)  # the ids' counts, a mirrored int64 weight, as the Trainer
     print(f"built {time.time() - started:.1f}s", flush=True)

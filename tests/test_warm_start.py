@@ -111,9 +111,10 @@ def test_each_category_gets_back_its_own_row_after_the_frequency_order_changed(c
 
 def test_the_warm_run_moves_only_the_rows_its_batches_look_up(cfg, days):
     """With a fresh Adam (a model in production exported without optimizer state), a row that no batch of
-    today's run looks up gets a zero step (m = v = 0) and keeps exactly the value it was restored with. The
-    rows today's batches do look up learn; the lookups' L2 (`l2`) reaches those rows only. With the state
-    restored, such a row goes on as it would have had yesterday's run not stopped (the test below)."""
+    today's run looks up keeps exactly the value it was restored with. The rows today's batches do look up
+    learn; the lookups' L2 (`l2`) reaches those rows only. With the state restored, a warm run goes on as
+    yesterday's would have had it not stopped (the test below); with `model.optimizer: lazy_adam` a row no
+    batch looks up keeps its value and moments then too (tests/test_optimizers.py)."""
     net = builder.build(cfg, trainer.cardinalities(cfg, days["two"]))
     model, _, start = _restore_into_day_two(cfg, days, net=net)
     assert start.warm, start.reason

@@ -33,6 +33,8 @@ SUITE = [("trainer_throughput", "Trainer throughput"), ("pipeline_scaling", "Pip
          ("warm_settings", "Warm-run settings replayed on the learning curve's days, with ids"),
          ("warm_optimizer", "Warm runs that continue the optimizer (Adam's state carried, the rate shrinking with "
                             "the chain's age), replayed on the learning curve's days"),
+         ("warm_replay_seeds", "The configuration's warm runs replayed through the Trainer with model seeds 7-9, "
+                               "lazy_adam against tf_keras's Adam"),
          ("learnable_bound", "What the learning curve's days allow: the simulator's own click model fitted to them"),
          ("warm_replay_ids_l2", "The default configuration with L2 0.03 on the id rows and the FM pairs user·category "
                                 "and segment·item, replayed through the Trainer on the learning curve's days")]

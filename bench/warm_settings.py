@@ -60,6 +60,10 @@ SETTINGS = {
     "warm lr 0.003, Adam carried": _warm(rate=0.003, optimizer=True),
     "warm lr 0.003, Adam carried, decay 0.5": _warm(rate=0.003, optimizer=True, decay=0.5),
     "warm lr 0.003, Adam carried, decay 0.5, 1 epoch": _warm(rate=0.003, optimizer=True, decay=0.5, epochs=1),
+    # The configuration's own warm settings, varying the optimizer (model.optimizer) and the model's seed: how
+    # much of a difference between two learning curves (one seed each) a seed alone makes.
+    **{f"{optimizer}, seed {seed}": {"optimizer": optimizer, "seed": seed}
+       for optimizer in ("lazy_adam", "adam") for seed in (7, 8, 9)},
 }
 
 
